@@ -1,0 +1,569 @@
+"""Response distributions: log density, its derivatives, variance and random draws.
+
+Each family is a small frozen dataclass holding its link. Its density and its random
+draw sit side by side, as in glmmTMB. Every method is vectorised (elementwise, numpy
+broadcasting) and uses the argument names of the lessons:
+
+``y``    the observed response (for the binomial: the number of successes),
+``mu``   the mean (for the binomial: the success probability),
+``phi``  the dispersion parameter, which always means exactly what glmmTMB's ``sigma()``
+         returns for that family (see each class and ``sigma_meaning``),
+``n``    the number of binomial trials (other families accept and ignore it).
+
+``loglik`` keeps every constant that R's ``dnorm``, ``dbinom``, ``dpois``, ``dgamma``,
+``dnbinom`` and ``dbeta`` keep, so that its sum is glmmTMB's ``logLik``.
+
+>>> import numpy as np
+>>> from glmmteach import families
+>>> fam = families.get("poisson")
+>>> fam.link.name
+'log'
+>>> round(float(fam.loglik(3, 2.0, 1.0)), 6)   # dpois(3, 2, log = TRUE) in R
+-1.712318
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma, gammaln, polygamma, xlog1py, xlogy
+
+from . import links
+from .links import Link
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def _as_float(x):
+    return np.asarray(x, dtype=float)
+
+
+def _log_choose(n, y):
+    """``log C(n, y) = lgamma(n + 1) - lgamma(y + 1) - lgamma(n - y + 1)``."""
+    return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
+
+
+def _fmt(value):
+    """A number as a student would write it: 17 rather than 17.0, 2.5, nan."""
+    if np.isfinite(value) and value == np.round(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A response distribution with its link ``g(mu) = eta``.
+
+    Parameters
+    ----------
+    link : str or Link, optional
+        A link name (``"log"``) or a :class:`~glmmteach.links.Link`; by default the
+        family's ``default_link``, as in R. Links outside ``allowed_links`` raise ValueError.
+
+    Subclasses implement ``loglik``, ``dloglik_dmu``, ``d2loglik_dmu2``, ``variance``,
+    ``var_y``, ``simulate``, ``start_mu`` and ``_support_rules``.
+    """
+
+    link: Link | str | None = None
+
+    name: ClassVar[str] = "family"
+    support: ClassVar[str] = ""
+    mean: ClassVar[str] = "mu"
+    variance_text: ClassVar[str] = ""
+    canonical_link: ClassVar[str] = ""
+    default_link: ClassVar[str] = ""
+    allowed_links: ClassVar[tuple] = ()
+    has_phi: ClassVar[bool] = True
+    sigma_meaning: ClassVar[str] = ""
+    integer_valued: ClassVar[bool] = False
+
+    def __post_init__(self):
+        link = links.get(self.default_link if self.link is None else self.link)
+        if link.name not in self.allowed_links:
+            raise ValueError(
+                f"the {self.name} family does not allow the {link.name!r} link; "
+                f"allowed: {', '.join(self.allowed_links)}")
+        object.__setattr__(self, "link", link)
+
+    def __str__(self):
+        return f"{self.name}({self.link.name})"
+
+    # --- checking the response -------------------------------------------------
+    def check_response(self, y, n=None, name="y"):
+        """Check that ``y`` lies in the family's support; return it as a float array.
+
+        Raises
+        ------
+        ValueError
+            Naming the column ``name``, the first offending value and its row
+            (position, counting from 0), and what the family allows.
+        """
+        y = self._numeric(y, f"response {name!r}")
+        self._raise_first(y, ~np.isfinite(y), name, "must be finite",
+                          "drop or impute missing values first")
+        for bad, problem, hint in self._support_rules(y, n, name):
+            self._raise_first(y, bad, name, problem, hint)
+        return y
+
+    def _numeric(self, values, what):
+        try:
+            return np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be numeric for the {self.name} family") from None
+
+    def _raise_first(self, y, bad, name, problem, hint=""):
+        """Raise a ValueError about the first ``True`` of ``bad``, if any."""
+        bad = np.broadcast_to(bad, np.shape(y)).ravel()
+        if not bad.any():
+            return
+        row = int(np.argmax(bad))
+        message = (f"response {name!r} {problem} for the {self.name} family; "
+                   f"found {_fmt(np.ravel(y)[row])} in row {row}")
+        raise ValueError(message + (f" ({hint})" if hint else ""))
+
+    def _support_rules(self, y, n, name):
+        """List of ``(bad_mask, problem, hint)``; the first violated one is reported."""
+        return []
+
+    def _count_rules(self, y):
+        return [(y < 0, "has negative counts", "counts must be 0, 1, 2, ..."),
+                (y != np.round(y), "has non-integer counts",
+                 "counts must be whole numbers 0, 1, 2, ...")]
+
+    # --- interface (documented in each subclass) -----------------------------------
+    def loglik(self, y, mu, phi, n=1):
+        raise NotImplementedError
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        raise NotImplementedError
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        raise NotImplementedError
+
+    def variance(self, mu, phi=None):
+        raise NotImplementedError
+
+    def var_y(self, mu, phi, n=1):
+        raise NotImplementedError
+
+    def simulate(self, mu, phi, rng, n=1):
+        raise NotImplementedError
+
+    def start_mu(self, y, n=1):
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Gaussian(Family):
+    """Normal distribution, ``y ~ N(mu, sigma^2)``; ``phi`` is the residual SD ``sigma``.
+
+    ``log f(y) = -log(2 pi)/2 - log(sigma) - (y - mu)^2 / (2 sigma^2)`` (R's ``dnorm``).
+    ``E y = mu``, ``Var y = sigma^2``; ``sigma()`` in glmmTMB is the residual SD.
+    """
+
+    name: ClassVar[str] = "gaussian"
+    support: ClassVar[str] = "all real y"
+    variance_text: ClassVar[str] = "sigma^2"
+    canonical_link: ClassVar[str] = "identity"
+    default_link: ClassVar[str] = "identity"
+    allowed_links: ClassVar[tuple] = ("identity", "log", "inverse")
+    sigma_meaning: ClassVar[str] = "sigma = residual standard deviation"
+
+    def loglik(self, y, mu, phi, n=1):
+        """``-log(2 pi)/2 - log(phi) - (y - mu)^2 / (2 phi^2)``."""
+        z = (_as_float(y) - mu) / phi
+        return -0.5 * LOG_2PI - np.log(phi) - 0.5 * z**2
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        """``(y - mu) / phi^2``."""
+        return (_as_float(y) - mu) / _as_float(phi) ** 2
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        """``-1 / phi^2``."""
+        return np.broadcast_to(-1.0 / _as_float(phi) ** 2, np.broadcast(y, mu).shape).copy()
+
+    def variance(self, mu, phi=None):
+        """R's ``gaussian()$variance``: ``V(mu) = 1``."""
+        return np.ones_like(_as_float(mu))
+
+    def var_y(self, mu, phi, n=1):
+        """``Var y = phi^2``."""
+        return np.broadcast_to(_as_float(phi) ** 2, np.broadcast(mu, phi).shape).copy()
+
+    def simulate(self, mu, phi, rng, n=1):
+        """Draws ``y ~ N(mu, phi^2)`` from the Generator ``rng``."""
+        return np.random.default_rng(rng).normal(mu, phi)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = y``."""
+        return _as_float(y).copy()
+
+
+@dataclass(frozen=True)
+class Binomial(Family):
+    """Binomial distribution: ``y`` successes out of ``n`` trials, success probability ``mu``.
+
+    ``log f(y) = log C(n, y) + y log(mu) + (n - y) log(1 - mu)`` (R's ``dbinom``).
+    ``E y = n mu``, ``Var y = n mu (1 - mu)``. No dispersion: glmmTMB's ``sigma()`` is 1
+    and ``phi`` is ignored. ``n`` defaults to 1 (a 0/1 response).
+    """
+
+    name: ClassVar[str] = "binomial"
+    support: ClassVar[str] = "{0, 1, ..., n}"
+    mean: ClassVar[str] = "n mu"
+    variance_text: ClassVar[str] = "n mu(1 - mu)"
+    canonical_link: ClassVar[str] = "logit"
+    default_link: ClassVar[str] = "logit"
+    allowed_links: ClassVar[tuple] = ("logit", "probit", "cloglog", "log")
+    has_phi: ClassVar[bool] = False
+    sigma_meaning: ClassVar[str] = "none (sigma = 1)"
+    integer_valued: ClassVar[bool] = True
+
+    def loglik(self, y, mu, phi=1.0, n=1):
+        """``log C(n, y) + y log(mu) + (n - y) log(1 - mu)``; finite at ``mu = y/n`` in {0, 1}."""
+        y, n = _as_float(y), _as_float(n)
+        return _log_choose(n, y) + xlogy(y, mu) + xlog1py(n - y, -_as_float(mu))
+
+    def dloglik_dmu(self, y, mu, phi=1.0, n=1):
+        """``y / mu - (n - y) / (1 - mu) = (y - n mu) / (mu (1 - mu))``."""
+        mu = _as_float(mu)
+        return (_as_float(y) - _as_float(n) * mu) / (mu * (1 - mu))
+
+    def d2loglik_dmu2(self, y, mu, phi=1.0, n=1):
+        """``-y / mu^2 - (n - y) / (1 - mu)^2``."""
+        y, mu, n = _as_float(y), _as_float(mu), _as_float(n)
+        return -y / mu**2 - (n - y) / (1 - mu) ** 2
+
+    def variance(self, mu, phi=None):
+        """R's ``binomial()$variance``: ``V(mu) = mu (1 - mu)``."""
+        mu = _as_float(mu)
+        return mu * (1 - mu)
+
+    def var_y(self, mu, phi=1.0, n=1):
+        """``Var y = n mu (1 - mu)`` for the success count.
+
+        The Pearson residual ``(y - n mu) / sqrt(n mu (1 - mu))`` equals R's, which is written
+        on the proportion scale: ``(y/n - mu) / sqrt(mu (1 - mu) / n)``.
+        """
+        mu = _as_float(mu)
+        return _as_float(n) * mu * (1 - mu)
+
+    def simulate(self, mu, phi, rng, n=1):
+        """Success counts ``y ~ Binomial(n, mu)`` drawn from the Generator ``rng``."""
+        trials = np.round(_as_float(n)).astype(np.int64)
+        return np.random.default_rng(rng).binomial(trials, mu).astype(float)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = (y + 0.5) / (n + 1)``, as R's ``binomial()$initialize``."""
+        return (_as_float(y) + 0.5) / (_as_float(n) + 1)
+
+    def check_response(self, y, n=None, name="y"):
+        y = super().check_response(y, n, name)
+        trials = self._numeric(1.0 if n is None else n, f"number of trials for {name!r}")
+        bad = ~np.isfinite(trials) | (trials < 1) | (trials != np.round(trials))
+        bad = np.broadcast_to(bad, np.broadcast(y, trials).shape).ravel()
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = np.broadcast_to(trials, bad.shape)[row]
+            raise ValueError(
+                f"number of trials for response {name!r} must be a whole number >= 1 for "
+                f"the binomial family; found {_fmt(value)} in row {row}")
+        above = np.broadcast_to(y > trials, bad.shape)
+        if above.any():
+            row = int(np.argmax(above))
+            raise ValueError(
+                f"response {name!r} has more successes than trials for the binomial family; "
+                f"found {_fmt(np.broadcast_to(y, bad.shape)[row])} successes with "
+                f"n = {_fmt(np.broadcast_to(trials, bad.shape)[row])} trials in row {row}")
+        return y
+
+    def _support_rules(self, y, n, name):
+        return [(y < 0, "has negative success counts",
+                 "y is the number of successes, 0, 1, ..., n"),
+                (y != np.round(y), "has non-integer success counts",
+                 "y is the number of successes; for a proportion, give the trials as weights")]
+
+
+@dataclass(frozen=True)
+class Poisson(Family):
+    """Poisson distribution for counts, mean ``mu``.
+
+    ``log f(y) = y log(mu) - mu - log(y!)`` (R's ``dpois``). ``E y = Var y = mu``.
+    No dispersion: glmmTMB's ``sigma()`` is 1 and ``phi`` is ignored.
+    """
+
+    name: ClassVar[str] = "poisson"
+    support: ClassVar[str] = "{0, 1, 2, ...}"
+    variance_text: ClassVar[str] = "mu"
+    canonical_link: ClassVar[str] = "log"
+    default_link: ClassVar[str] = "log"
+    allowed_links: ClassVar[tuple] = ("log", "identity", "sqrt")
+    has_phi: ClassVar[bool] = False
+    sigma_meaning: ClassVar[str] = "none (sigma = 1)"
+    integer_valued: ClassVar[bool] = True
+
+    def loglik(self, y, mu, phi=1.0, n=1):
+        """``y log(mu) - mu - lgamma(y + 1)``; equal to 0 at ``y = mu = 0``."""
+        y = _as_float(y)
+        return xlogy(y, mu) - mu - gammaln(y + 1)
+
+    def dloglik_dmu(self, y, mu, phi=1.0, n=1):
+        """``y / mu - 1``."""
+        return _as_float(y) / mu - 1
+
+    def d2loglik_dmu2(self, y, mu, phi=1.0, n=1):
+        """``-y / mu^2``."""
+        return -_as_float(y) / _as_float(mu) ** 2
+
+    def variance(self, mu, phi=None):
+        """R's ``poisson()$variance``: ``V(mu) = mu``."""
+        return _as_float(mu).copy()
+
+    def var_y(self, mu, phi=1.0, n=1):
+        """``Var y = mu``."""
+        return _as_float(mu).copy()
+
+    def simulate(self, mu, phi, rng, n=1):
+        """Counts ``y ~ Poisson(mu)`` drawn from the Generator ``rng``."""
+        return np.random.default_rng(rng).poisson(mu).astype(float)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = y + 0.1``, as R's ``poisson()$initialize``."""
+        return _as_float(y) + 0.1
+
+    def _support_rules(self, y, n, name):
+        return self._count_rules(y)
+
+
+@dataclass(frozen=True)
+class Gamma(Family):
+    """Gamma distribution for positive ``y``, with mean ``mu`` and ``phi = sigma = 1/sqrt(shape)``.
+
+    glmmTMB's ``sigma()`` for the Gamma is ``1/sqrt(shape)``, the coefficient of variation
+    ``sd(y)/E(y)``. So ``shape k = 1/phi^2`` and ``scale s = mu phi^2``, and
+    ``log f(y) = (k - 1) log(y) - y/s - lgamma(k) - k log(s)`` (R's ``dgamma``).
+    ``E y = mu``, ``Var y = phi^2 mu^2``. (R's ``glm`` reports the dispersion ``phi^2``.)
+    """
+
+    name: ClassVar[str] = "Gamma"
+    support: ClassVar[str] = "y > 0"
+    variance_text: ClassVar[str] = "sigma^2 mu^2"
+    canonical_link: ClassVar[str] = "inverse"
+    default_link: ClassVar[str] = "inverse"
+    allowed_links: ClassVar[tuple] = ("inverse", "identity", "log")
+    sigma_meaning: ClassVar[str] = "sigma = 1/sqrt(shape), the coefficient of variation"
+
+    def loglik(self, y, mu, phi, n=1):
+        """``(k - 1) log(y) - y/s - lgamma(k) - k log(s)`` with ``k = 1/phi^2``, ``s = mu phi^2``."""
+        y, shape = _as_float(y), 1.0 / _as_float(phi) ** 2
+        scale = mu / shape
+        return xlogy(shape - 1, y) - y / scale - gammaln(shape) - shape * np.log(scale)
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        """``k (y - mu) / mu^2`` with ``k = 1/phi^2``."""
+        mu = _as_float(mu)
+        return (_as_float(y) - mu) / (_as_float(phi) ** 2 * mu**2)
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        """``k (mu - 2 y) / mu^3`` with ``k = 1/phi^2``."""
+        mu = _as_float(mu)
+        return (mu - 2 * _as_float(y)) / (_as_float(phi) ** 2 * mu**3)
+
+    def variance(self, mu, phi=None):
+        """R's ``Gamma()$variance``: ``V(mu) = mu^2``."""
+        return _as_float(mu) ** 2
+
+    def var_y(self, mu, phi, n=1):
+        """``Var y = phi^2 mu^2``."""
+        return (_as_float(phi) * mu) ** 2
+
+    def simulate(self, mu, phi, rng, n=1):
+        """``y ~ Gamma(shape = 1/phi^2, scale = mu phi^2)`` drawn from the Generator ``rng``."""
+        phi2 = _as_float(phi) ** 2
+        return np.random.default_rng(rng).gamma(1.0 / phi2, _as_float(mu) * phi2)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = y``, as R's ``Gamma()$initialize``."""
+        return _as_float(y).copy()
+
+    def _support_rules(self, y, n, name):
+        return [(y <= 0, "must be > 0", "")]
+
+
+@dataclass(frozen=True)
+class NBinom2(Family):
+    """Negative binomial with quadratic variance (glmmTMB's ``nbinom2``); ``phi`` is the size ``theta``.
+
+    ``Var y = mu + mu^2/theta`` and glmmTMB's ``sigma()`` returns ``theta`` (large ``theta``:
+    close to Poisson). With size ``theta`` and ``p = theta/(theta + mu)`` (R's ``dnbinom``):
+    ``log f(y) = lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) + theta log(p) + y log(1 - p)``.
+
+    There is no canonical link among ours (for known ``theta`` it would be
+    ``log(mu/(mu + theta))``); the log link is the default, as in glmmTMB.
+    """
+
+    name: ClassVar[str] = "nbinom2"
+    support: ClassVar[str] = "{0, 1, 2, ...}"
+    variance_text: ClassVar[str] = "mu + mu^2/theta"
+    canonical_link: ClassVar[str] = "none (log used)"
+    default_link: ClassVar[str] = "log"
+    allowed_links: ClassVar[tuple] = ("log", "identity", "sqrt")
+    sigma_meaning: ClassVar[str] = "sigma = theta, the size (large: close to Poisson)"
+    integer_valued: ClassVar[bool] = True
+
+    def loglik(self, y, mu, phi, n=1):
+        """``lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) - theta log(1 + mu/theta)
+        + y log(mu) - y log(theta + mu)``, with ``theta = phi``."""
+        y, mu, theta = _as_float(y), _as_float(mu), _as_float(phi)
+        return (gammaln(y + theta) - gammaln(theta) - gammaln(y + 1)
+                - theta * np.log1p(mu / theta) + xlogy(y, mu) - xlogy(y, theta + mu))
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        """``y/mu - (y + theta)/(theta + mu) = theta (y - mu) / (mu (theta + mu))``."""
+        mu, theta = _as_float(mu), _as_float(phi)
+        return theta * (_as_float(y) - mu) / (mu * (theta + mu))
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        """``-y/mu^2 + (y + theta)/(theta + mu)^2``."""
+        y, mu, theta = _as_float(y), _as_float(mu), _as_float(phi)
+        return -y / mu**2 + (y + theta) / (theta + mu) ** 2
+
+    def variance(self, mu, phi=None):
+        """glmmTMB's ``nbinom2()$variance(mu, theta)``: ``mu (1 + mu/theta)``; needs ``phi``."""
+        if phi is None:
+            raise TypeError("the nbinom2 variance function needs phi (the size theta)")
+        return self.var_y(mu, phi)
+
+    def var_y(self, mu, phi, n=1):
+        """``Var y = mu + mu^2/theta``, ``theta = phi``."""
+        mu = _as_float(mu)
+        return mu + mu**2 / phi
+
+    def simulate(self, mu, phi, rng, n=1):
+        """Counts from numpy's negative binomial with size ``theta`` and ``p = theta/(theta + mu)``.
+
+        (The number of failures before ``theta`` successes: mean ``mu``, variance ``mu + mu^2/theta``.)
+        """
+        theta = _as_float(phi)
+        return np.random.default_rng(rng).negative_binomial(
+            theta, theta / (theta + _as_float(mu))).astype(float)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = y + 0.1`` (as for the Poisson)."""
+        return _as_float(y) + 0.1
+
+    def _support_rules(self, y, n, name):
+        return self._count_rules(y)
+
+
+@dataclass(frozen=True)
+class Beta(Family):
+    """Beta distribution for proportions ``0 < y < 1``, mean ``mu``, precision ``phi``.
+
+    glmmTMB's ``sigma()`` is the precision ``phi``: ``shape1 a = mu phi``,
+    ``shape2 b = (1 - mu) phi``, ``Var y = mu (1 - mu)/(1 + phi)`` (large ``phi``: less spread).
+    ``log f(y) = lgamma(phi) - lgamma(a) - lgamma(b) + (a - 1) log(y) + (b - 1) log(1 - y)``
+    (R's ``dbeta``). Not an exponential family, so no canonical link; logit is the default.
+    """
+
+    name: ClassVar[str] = "beta"
+    support: ClassVar[str] = "(0, 1)"
+    variance_text: ClassVar[str] = "mu(1 - mu)/(1 + phi)"
+    canonical_link: ClassVar[str] = "none (logit used)"
+    default_link: ClassVar[str] = "logit"
+    allowed_links: ClassVar[tuple] = ("logit", "probit", "cloglog")
+    sigma_meaning: ClassVar[str] = "sigma = phi, the precision (large: less spread)"
+
+    def loglik(self, y, mu, phi, n=1):
+        """``lgamma(phi) - lgamma(a) - lgamma(b) + (a - 1) log(y) + (b - 1) log(1 - y)``."""
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        a, b = mu * phi, (1 - mu) * phi
+        return gammaln(phi) - gammaln(a) - gammaln(b) + xlogy(a - 1, y) + xlog1py(b - 1, -y)
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        """``phi [log(y) - log(1 - y) - digamma(a) + digamma(b)]``."""
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        return phi * (np.log(y) - np.log1p(-y) - digamma(mu * phi) + digamma((1 - mu) * phi))
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        """``-phi^2 [trigamma(a) + trigamma(b)]``."""
+        mu, phi = _as_float(mu), _as_float(phi)
+        trigamma_sum = polygamma(1, mu * phi) + polygamma(1, (1 - mu) * phi)
+        return np.broadcast_to(-phi**2 * trigamma_sum, np.broadcast(y, mu, phi).shape).copy()
+
+    def variance(self, mu, phi=None):
+        """glmmTMB's ``beta_family()$variance``: ``V(mu) = mu (1 - mu)``."""
+        mu = _as_float(mu)
+        return mu * (1 - mu)
+
+    def var_y(self, mu, phi, n=1):
+        """``Var y = mu (1 - mu) / (1 + phi)``."""
+        mu = _as_float(mu)
+        return mu * (1 - mu) / (1 + _as_float(phi))
+
+    def simulate(self, mu, phi, rng, n=1):
+        """``y ~ Beta(mu phi, (1 - mu) phi)`` drawn from the Generator ``rng``."""
+        mu, phi = _as_float(mu), _as_float(phi)
+        return np.random.default_rng(rng).beta(mu * phi, (1 - mu) * phi)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = (y (N - 1) + 1/2) / N``, ``N`` = number of observations (Smithson &
+        Verkuilen 2006): ``y`` pulled slightly towards 1/2, strictly inside (0, 1)."""
+        y = _as_float(y)
+        size = max(y.size, 2)
+        return (y * (size - 1) + 0.5) / size
+
+    def _support_rules(self, y, n, name):
+        return [((y <= 0) | (y >= 1), "must be strictly between 0 and 1",
+                 "0 and 1 themselves are not allowed; a common fix is "
+                 "(y (N - 1) + 0.5) / N with N the number of observations")]
+
+
+FAMILIES = {"gaussian": Gaussian, "binomial": Binomial, "poisson": Poisson,
+            "Gamma": Gamma, "nbinom2": NBinom2, "beta": Beta}
+"""Family classes by R's name."""
+
+_ALIASES = {"gamma": "Gamma"}
+
+
+def get(family):
+    """Return a :class:`Family`: from a name (default link) or a Family instance (as is).
+
+    Names: ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"Gamma"`` (or ``"gamma"``),
+    ``"nbinom2"``, ``"beta"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name. TypeError for anything that is neither a name nor a Family.
+    """
+    if isinstance(family, Family):
+        return family
+    if isinstance(family, str):
+        key = _ALIASES.get(family, family)
+        if key in FAMILIES:
+            return FAMILIES[key]()
+        raise ValueError(f"unknown family {family!r}; choose one of: "
+                         f"{', '.join(FAMILIES)} (or 'gamma')")
+    if isinstance(family, type) and issubclass(family, Family):
+        raise TypeError(f"family must be a name or a Family object; "
+                        f"did you mean {family.__name__}() with parentheses?")
+    raise TypeError(f"family must be a name such as 'poisson' or a Family object, "
+                    f"not {type(family).__name__}")
+
+
+def table():
+    """The properties of the families as a DataFrame, one row per family.
+
+    Columns: family, support, mean, variance, canonical link, default link, links allowed,
+    dispersion (what glmmTMB's ``sigma()`` means). Shown in the lessons as
+    "Properties of probability distributions".
+    """
+    rows = [{"family": f.name, "support": f.support, "mean": f.mean,
+             "variance": f.variance_text, "canonical link": f.canonical_link,
+             "default link": f.default_link, "links allowed": ", ".join(f.allowed_links),
+             "dispersion": f.sigma_meaning}
+            for f in FAMILIES.values()]
+    return pd.DataFrame(rows)

@@ -1,0 +1,288 @@
+"""Link functions: the map between the mean ``mu`` and the linear predictor ``eta``.
+
+A generalized linear (mixed) model says ``g(mu) = eta = X beta + Z b``. Each link below
+is a small frozen dataclass with four one-line methods:
+
+========================  ==========================================
+``link(mu)``              ``eta = g(mu)``
+``inverse(eta)``          ``mu = g^{-1}(eta)``
+``dmu_deta(eta)``         ``d mu / d eta``, used in the IRLS weights
+``d2mu_deta2(eta)``       ``d^2 mu / d eta^2``, used in the exact Hessian of the
+                          Laplace approximation when the link is not canonical
+========================  ==========================================
+
+>>> from glmmteach import links
+>>> logit = links.get("logit")
+>>> float(logit.inverse(0.0)), float(logit.dmu_deta(0.0))
+(0.5, 0.25)
+
+Links whose mean is a probability (logit, probit, cloglog) keep ``inverse(eta)`` inside
+``[EPS, 1 - EPS]``, as R's ``make.link`` does; see :data:`EPS`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy.special import expit, ndtr, ndtri
+
+EPS = np.finfo(float).eps
+"""Machine epsilon, 2.22e-16: probability means are clipped to ``[EPS, 1 - EPS]``.
+
+Why: in floating point ``expit(37) == 1.0`` exactly (and ``ndtr(9) == 1.0``), so without a
+clip ``1 - mu`` would be 0, ``log(1 - mu)`` would be ``-inf`` and the variance ``mu (1 - mu)``
+would vanish. ``1 - EPS`` is the value R's ``binomial()$linkinv`` also stops at, so clipped fits
+agree with R. The clip is only active for ``|eta| > 36`` (logit), ``|eta| > 8.1`` (probit), or
+``eta > 3.6`` / ``eta < -36`` (cloglog), where ``mu`` is within 1e-16 of 0 or 1 anyway.
+"""
+
+TINY = np.finfo(float).tiny
+"""Smallest normal double, 2.2e-308: floor for ``dmu_deta`` where the exact value underflows.
+
+``dmu/deta`` of probit and cloglog is mathematically positive but underflows to 0 for large
+``|eta|`` (e.g. the normal density at 40). We keep it exact wherever it is representable and
+never let it reach 0, so that IRLS weights never divide by zero.
+"""
+
+
+def _as_float(x):
+    return np.asarray(x, dtype=float)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function ``eta = g(mu)``, with its inverse and derivatives.
+
+    Subclasses set ``name`` and override the four methods. All methods are vectorised
+    (elementwise on numpy arrays) and return float arrays.
+    """
+
+    name: ClassVar[str] = "link"
+    mu_domain: ClassVar[str] = "all real mu"
+
+    def link(self, mu):
+        """``eta = g(mu)``."""
+        raise NotImplementedError
+
+    def inverse(self, eta):
+        """``mu = g^{-1}(eta)``."""
+        raise NotImplementedError
+
+    def dmu_deta(self, eta):
+        """First derivative ``d mu / d eta``."""
+        raise NotImplementedError
+
+    def d2mu_deta2(self, eta):
+        """Second derivative ``d^2 mu / d eta^2``."""
+        raise NotImplementedError
+
+    def __str__(self):
+        return self.name
+
+
+@dataclass(frozen=True)
+class Identity(Link):
+    """Identity link.
+
+    ``g(mu) = mu``, ``g^{-1}(eta) = eta``, ``dmu/deta = 1``, ``d2mu/deta2 = 0``.
+    """
+
+    name: ClassVar[str] = "identity"
+
+    def link(self, mu):
+        return _as_float(mu).copy()
+
+    def inverse(self, eta):
+        return _as_float(eta).copy()
+
+    def dmu_deta(self, eta):
+        return np.ones_like(_as_float(eta))
+
+    def d2mu_deta2(self, eta):
+        return np.zeros_like(_as_float(eta))
+
+
+@dataclass(frozen=True)
+class Log(Link):
+    """Log link, for means ``mu > 0``.
+
+    ``g(mu) = log(mu)``, ``g^{-1}(eta) = exp(eta)``, ``dmu/deta = exp(eta)``,
+    ``d2mu/deta2 = exp(eta)``. Not clipped: ``exp(eta)`` is finite and positive for
+    ``|eta| < 709``, far beyond any sensible linear predictor.
+    """
+
+    name: ClassVar[str] = "log"
+    mu_domain: ClassVar[str] = "mu > 0"
+
+    def link(self, mu):
+        return np.log(_as_float(mu))
+
+    def inverse(self, eta):
+        return np.exp(_as_float(eta))
+
+    def dmu_deta(self, eta):
+        return np.exp(_as_float(eta))
+
+    def d2mu_deta2(self, eta):
+        return np.exp(_as_float(eta))
+
+
+@dataclass(frozen=True)
+class Logit(Link):
+    """Logit link (log-odds), for probabilities ``0 < mu < 1``; canonical for the binomial.
+
+    ``g(mu) = log(mu / (1 - mu))``, ``g^{-1}(eta) = 1 / (1 + exp(-eta))`` clipped to
+    ``[EPS, 1 - EPS]`` (see :data:`EPS`), ``dmu/deta = mu (1 - mu)``,
+    ``d2mu/deta2 = mu (1 - mu)(1 - 2 mu)``.
+
+    The derivatives use the unclipped ``mu``, written as ``expit(eta) expit(-eta)``
+    so that they stay positive (about 2e-22 at ``eta = 50``) instead of rounding to 0.
+    """
+
+    name: ClassVar[str] = "logit"
+    mu_domain: ClassVar[str] = "0 < mu < 1"
+
+    def link(self, mu):
+        mu = _as_float(mu)
+        return np.log(mu) - np.log1p(-mu)
+
+    def inverse(self, eta):
+        return np.clip(expit(_as_float(eta)), EPS, 1 - EPS)
+
+    def dmu_deta(self, eta):
+        eta = _as_float(eta)
+        return expit(eta) * expit(-eta)
+
+    def d2mu_deta2(self, eta):
+        eta = _as_float(eta)
+        # 1 - 2 mu = -tanh(eta / 2), accurate also where mu is close to 1
+        return expit(eta) * expit(-eta) * -np.tanh(eta / 2)
+
+
+@dataclass(frozen=True)
+class Probit(Link):
+    """Probit link, for probabilities ``0 < mu < 1``: the standard normal quantile.
+
+    ``g(mu) = Phi^{-1}(mu)``, ``g^{-1}(eta) = Phi(eta)`` clipped to ``[EPS, 1 - EPS]``
+    (see :data:`EPS`), ``dmu/deta = phi(eta) = exp(-eta^2 / 2) / sqrt(2 pi)`` (floored at
+    :data:`TINY`, where it would underflow), ``d2mu/deta2 = -eta phi(eta)``.
+    """
+
+    name: ClassVar[str] = "probit"
+    mu_domain: ClassVar[str] = "0 < mu < 1"
+
+    def link(self, mu):
+        return ndtri(_as_float(mu))
+
+    def inverse(self, eta):
+        return np.clip(ndtr(_as_float(eta)), EPS, 1 - EPS)
+
+    def dmu_deta(self, eta):
+        return np.maximum(_normal_density(_as_float(eta)), TINY)
+
+    def d2mu_deta2(self, eta):
+        eta = _as_float(eta)
+        return -eta * _normal_density(eta)
+
+
+def _normal_density(eta):
+    """Standard normal density ``exp(-eta^2 / 2) / sqrt(2 pi)``."""
+    return np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class Cloglog(Link):
+    """Complementary log-log link, for probabilities ``0 < mu < 1``.
+
+    ``g(mu) = log(-log(1 - mu))``, ``g^{-1}(eta) = 1 - exp(-exp(eta))`` clipped to
+    ``[EPS, 1 - EPS]`` (see :data:`EPS`), ``dmu/deta = exp(eta - exp(eta))`` (floored at
+    :data:`TINY`, where it would underflow), ``d2mu/deta2 = exp(eta - exp(eta)) (1 - exp(eta))``.
+    """
+
+    name: ClassVar[str] = "cloglog"
+    mu_domain: ClassVar[str] = "0 < mu < 1"
+
+    def link(self, mu):
+        return np.log(-np.log1p(-_as_float(mu)))
+
+    def inverse(self, eta):
+        # -expm1(-x) = 1 - exp(-x), accurate for small x = exp(eta)
+        return np.clip(-np.expm1(-np.exp(_as_float(eta))), EPS, 1 - EPS)
+
+    def dmu_deta(self, eta):
+        eta = _as_float(eta)
+        return np.maximum(np.exp(eta - np.exp(eta)), TINY)
+
+    def d2mu_deta2(self, eta):
+        eta = _as_float(eta)
+        return np.exp(eta - np.exp(eta)) * -np.expm1(eta)
+
+
+@dataclass(frozen=True)
+class Inverse(Link):
+    """Inverse (reciprocal) link, canonical for the Gamma family; ``eta != 0``.
+
+    ``g(mu) = 1 / mu``, ``g^{-1}(eta) = 1 / eta``, ``dmu/deta = -1 / eta^2`` (negative:
+    the mean falls as ``eta`` rises), ``d2mu/deta2 = 2 / eta^3``.
+    """
+
+    name: ClassVar[str] = "inverse"
+    mu_domain: ClassVar[str] = "mu != 0"
+
+    def link(self, mu):
+        return 1.0 / _as_float(mu)
+
+    def inverse(self, eta):
+        return 1.0 / _as_float(eta)
+
+    def dmu_deta(self, eta):
+        return -1.0 / _as_float(eta) ** 2
+
+    def d2mu_deta2(self, eta):
+        return 2.0 / _as_float(eta) ** 3
+
+
+@dataclass(frozen=True)
+class Sqrt(Link):
+    """Square-root link, for means ``mu >= 0`` (counts).
+
+    ``g(mu) = sqrt(mu)``, ``g^{-1}(eta) = eta^2``, ``dmu/deta = 2 eta``, ``d2mu/deta2 = 2``.
+    As in R, ``inverse`` is ``eta^2`` for every ``eta``, so ``eta`` and ``-eta`` give the
+    same mean; fits are meant to stay at ``eta > 0``.
+    """
+
+    name: ClassVar[str] = "sqrt"
+    mu_domain: ClassVar[str] = "mu >= 0"
+
+    def link(self, mu):
+        return np.sqrt(_as_float(mu))
+
+    def inverse(self, eta):
+        return _as_float(eta) ** 2
+
+    def dmu_deta(self, eta):
+        return 2.0 * _as_float(eta)
+
+    def d2mu_deta2(self, eta):
+        return np.full_like(_as_float(eta), 2.0)
+
+
+LINKS = {link.name: link for link in
+         (Identity(), Log(), Logit(), Probit(), Cloglog(), Inverse(), Sqrt())}
+"""All links by name: ``{"identity": Identity(), "log": Log(), ...}``."""
+
+
+def get(name):
+    """Return the link called ``name`` (or ``name`` itself if it is already a :class:`Link`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the names that exist.
+    """
+    if isinstance(name, Link):
+        return name
+    if isinstance(name, str) and name in LINKS:
+        return LINKS[name]
+    raise ValueError(f"unknown link {name!r}; choose one of: {', '.join(LINKS)}")
