@@ -1,0 +1,263 @@
+"""``glmm()``: build the objective, optimise it with scipy, finish with the covariance of the estimates.
+
+The outer problem maximises the Laplace (or quadrature) log-likelihood of :mod:`glmmteach.laplace`
+over the parameters that are not integrated out:
+
+* ML: :math:`\\psi = (\\beta, \\theta, \\log\\phi)`;
+* REML: :math:`\\psi = (\\theta, \\log\\phi)`, since :math:`\\beta` is integrated with the random effects.
+
+(:math:`\\log\\phi` only for families with a dispersion parameter.) The optimiser is L-BFGS-B with
+the diagonal of each Cholesky template bounded below by 0, and a few Newton steps on a numerical
+Hessian to finish. Every evaluation is kept in an optimisation log.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+
+from . import families
+from .design import Design, build
+from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik
+
+
+class ConvergenceWarning(UserWarning):
+    """The fit did not converge, is singular, or its Hessian is not positive definite."""
+
+
+@dataclass
+class Objective:
+    """:math:`-\\log L(\\psi)`, with the last conditional modes kept to start the next inner solve."""
+
+    design: Design
+    reml: bool
+    nagq: int = 1
+    log: list = field(default_factory=list)
+    warm_start: np.ndarray | None = None
+
+    @property
+    def p_outer(self) -> int:
+        return 0 if self.reml else self.design.X.shape[1]
+
+    @property
+    def has_phi(self) -> bool:
+        return self.design.family.has_phi
+
+    def unpack(self, psi: np.ndarray):
+        """psi -> (beta or None, theta, phi)."""
+        p, t = self.p_outer, self.design.n_theta
+        beta = psi[:p] if not self.reml else None
+        phi = float(np.exp(psi[p + t])) if self.has_phi else 1.0
+        return beta, psi[p:p + t], phi
+
+    def laplace(self, psi: np.ndarray) -> LaplaceResult:
+        beta, theta, phi = self.unpack(psi)
+        if self.nagq > 1:
+            return agq_loglik(self.design, beta, theta, phi, self.nagq, self.warm_start)
+        return laplace_loglik(self.design, beta, theta, phi, self.reml, self.warm_start)
+
+    def __call__(self, psi: np.ndarray) -> float:
+        try:
+            result = self.laplace(np.asarray(psi, float))
+        except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
+            value = np.inf
+        else:
+            value = -result.loglik if np.isfinite(result.loglik) else np.inf
+            if np.isfinite(value):
+                self.warm_start = result.v
+        self.log.append((len(self.log) + 1, np.array(psi, float), value))
+        return value
+
+    def names(self) -> list[str]:
+        names = [] if self.reml else list(self.design.x_names)
+        names += self.design.theta_names()
+        return names + (["log(sigma)"] if self.has_phi else [])
+
+    def bounds(self) -> list[tuple[float, float]]:
+        lower = [-np.inf] * self.p_outer + list(self.design.theta_lower_bounds())
+        lower += [-np.inf] * self.has_phi
+        return [(lo if np.isfinite(lo) else None, None) for lo in lower]
+
+
+def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 1, weights=None,
+         start: dict | None = None, verbose: bool = False):
+    """Fit a generalized linear mixed model by maximum likelihood (Laplace or quadrature) or REML.
+
+    Parameters
+    ----------
+    formula : str
+        R / glmmTMB syntax, e.g. ``"cbind(germ, n - germ) ~ gen * extract + (1 | plate)"``.
+    data : pandas.DataFrame
+    family : str or Family
+        ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"nbinom2"``, ``"beta"``, or an
+        object such as ``gt.families.Gamma(link="log")``.
+    reml : bool
+        Integrate the fixed effects out with the random effects (glmmTMB's ``REML = TRUE``).
+    nagq : int
+        Adaptive Gauss-Hermite points (glmer's ``nAGQ``); above 1 only for one scalar random term.
+    weights : str or array, optional
+        Prior weights; for a binomial proportion response, the numbers of trials.
+    start : dict, optional
+        Starting values: ``{"beta": [...], "theta": [...], "sigma": s}``.
+    verbose : bool
+        Print the optimisation log while fitting.
+
+    Returns
+    -------
+    GlmmFit
+    """
+    from .results import GlmmFit
+
+    family = families.get(family)
+    design = build(formula, data, family, weights)
+    _check_nagq(design, nagq, reml)
+    objective = Objective(design, reml, nagq)
+    beta_glm, phi_glm = _glm_start(design)
+    psi0 = _start(objective, start or {}, beta_glm, phi_glm)
+    if reml:
+        objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
+    psi, converged, message = _optimise(objective, psi0, verbose)
+    return GlmmFit.from_optimum(objective, psi, converged, message)
+
+
+def _check_nagq(design: Design, nagq: int, reml: bool) -> None:
+    if not isinstance(nagq, (int, np.integer)) or nagq < 1:
+        raise ValueError(f"nagq must be a whole number >= 1; got {nagq!r}")
+    if nagq == 1:
+        return
+    if len(design.terms) != 1 or design.terms[0].k != 1:
+        raise ValueError(f"nagq = {nagq} (adaptive quadrature) needs exactly one scalar random-effect term "
+                         f"such as (1 | g); this model has "
+                         + (", ".join(f"({' + '.join(t.names)} | {t.group})" for t in design.terms) or "none")
+                         + ". Use nagq = 1 (Laplace).")
+    if reml:
+        raise ValueError("nagq > 1 is for maximum likelihood; use reml=False (as glmer) or nagq = 1")
+
+
+def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> np.ndarray:
+    """Starting values: beta and phi of the GLM without random effects (unless given in ``start``),
+    and each random-effect SD at 0.5 on the scale of the linear predictor."""
+    design = objective.design
+    beta = np.asarray(start.get("beta", beta), float)
+    phi = float(start.get("sigma", phi))
+    scale = phi if design.family.name == "gaussian" and design.family.link.name == "identity" else 1.0
+    theta = np.array([0.5 * scale if lo == 0 else 0.0 for lo in design.theta_lower_bounds()])
+    theta = np.asarray(start.get("theta", theta), float)
+    if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
+        raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
+    parts = ([] if objective.reml else [beta]) + [theta] + ([[np.log(phi)]] if objective.has_phi else [])
+    return np.concatenate(parts)
+
+
+def _glm_start(design: Design) -> tuple[np.ndarray, float]:
+    """Maximum likelihood of the model without random effects: Newton on beta, then phi given beta."""
+    glm = Design(**{**design.__dict__, "Z": design.Z[:, :0], "terms": []})
+    glm.lambda_rows = glm.lambda_cols = glm.lambda_theta = np.zeros(0, int)
+    phi = 1.0
+    if design.family.has_phi:
+        phi = float(np.std(design.y)) if design.family.name == "gaussian" else 1.0
+    eta0 = design.family.link.link(design.family.start_mu(design.y, design.n)) - design.offset
+    beta0 = np.linalg.lstsq(design.X, eta0, rcond=None)[0]
+    beta = laplace_loglik(glm, None, np.zeros(0), phi, reml=True, v0=beta0).v
+    if design.family.has_phi:
+        best = minimize_scalar(lambda log_phi: -laplace_loglik(glm, beta, np.zeros(0), np.exp(log_phi),
+                                                               reml=False).loglik,
+                               bracket=(np.log(phi) - 1, np.log(phi) + 1))
+        phi = float(np.exp(best.x))
+    return beta, phi
+
+
+def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool):
+    """L-BFGS-B on central-difference gradients, then Newton steps on a numerical Hessian."""
+    if len(psi0) == 0:
+        objective(psi0)
+        return psi0, True, "nothing to optimise"
+
+    def value_and_gradient(psi):
+        return objective(psi), numerical_gradient(objective, psi, objective.bounds())
+
+    def report(intermediate_result):
+        if verbose:
+            print(f"iteration {len(objective.log):5d}   -logLik = {intermediate_result.fun:.6f}")
+
+    result = minimize(value_and_gradient, psi0, jac=True, method="L-BFGS-B", bounds=objective.bounds(),
+                      callback=report, options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
+    psi = _newton_polish(objective, result.x)
+    gradient = numerical_gradient(objective, psi, objective.bounds())
+    free = _free(psi, objective.bounds())
+    converged = bool(np.isfinite(objective(psi)) and np.max(np.abs(gradient[free]), initial=0) < 1e-3)
+    return psi, converged, result.message
+
+
+def _free(psi: np.ndarray, bounds) -> np.ndarray:
+    """Parameters not sitting on their lower bound."""
+    return np.array([lo is None or x > lo + 1e-6 for x, (lo, _) in zip(psi, bounds)], bool)
+
+
+def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.ndarray:
+    """A few Newton steps on the free parameters; each is kept only if it lowers the objective."""
+    best = objective(psi)
+    for _ in range(steps):
+        free = _free(psi, objective.bounds())
+        if not free.any():
+            break
+        gradient = numerical_gradient(objective, psi, objective.bounds())[free]
+        hessian = numerical_hessian(objective, psi, free)
+        try:
+            step = np.linalg.solve(hessian, gradient)
+        except np.linalg.LinAlgError:
+            break
+        candidate = psi.copy()
+        candidate[free] -= step
+        value = objective(candidate)
+        if not value < best:
+            break
+        psi, best = candidate, value
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return psi
+
+
+def _steps(psi: np.ndarray, relative: float) -> np.ndarray:
+    return relative * np.maximum(1.0, np.abs(psi))
+
+
+def numerical_gradient(f, psi: np.ndarray, bounds=None, relative: float = 1e-5) -> np.ndarray:
+    """Central differences (one-sided forward at a lower bound):
+    :math:`\\partial f/\\partial\\psi_k \\approx [f(\\psi + h e_k) - f(\\psi - h e_k)] / 2h`."""
+    h = _steps(psi, relative)
+    gradient = np.zeros_like(psi)
+    f0 = None
+    for k in range(len(psi)):
+        e = np.zeros_like(psi)
+        e[k] = h[k]
+        lower = bounds[k][0] if bounds else None
+        if lower is not None and psi[k] - h[k] < lower:
+            f0 = f(psi) if f0 is None else f0
+            gradient[k] = (f(psi + e) - f0) / h[k]
+        else:
+            gradient[k] = (f(psi + e) - f(psi - e)) / (2 * h[k])
+    return gradient
+
+
+def numerical_hessian(f, psi: np.ndarray, free: np.ndarray | None = None, relative: float = 1e-4) -> np.ndarray:
+    """Second differences of f over the free parameters:
+    :math:`H_{jk} \\approx [f(+h_j,+h_k) - f(+h_j,-h_k) - f(-h_j,+h_k) + f(-h_j,-h_k)] / 4h_jh_k`."""
+    index = np.flatnonzero(np.ones(len(psi), bool) if free is None else free)
+    h = _steps(psi, relative)
+    f0 = f(psi)
+    H = np.zeros((len(index), len(index)))
+    for a, j in enumerate(index):
+        for c, k in enumerate(index[:a + 1]):
+            def at(sj, sk):
+                x = psi.copy()
+                x[j] += sj * h[j]
+                x[k] += sk * h[k]
+                return f(x)
+            if j == k:
+                H[a, a] = (at(1, 0) - 2 * f0 + at(-1, 0)) / h[j] ** 2
+            else:
+                H[a, c] = H[c, a] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * h[j] * h[k])
+    return H

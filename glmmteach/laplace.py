@@ -1,0 +1,282 @@
+"""The inner step of a GLMM fit: conditional modes and the Laplace approximation.
+
+Notation (as in the lessons). With spherical random effects :math:`b \\sim N(0, I_q)` and
+:math:`u = \\Lambda_\\theta b`, the linear predictor is
+
+.. math::  \\eta = X\\beta + M b + o, \\qquad M = Z\\Lambda_\\theta,
+
+and the marginal likelihood integrates the random effects out:
+
+.. math::  L(\\beta, \\theta, \\phi) = \\int \\prod_i p(y_i \\mid \\eta_i, \\phi)\\,
+           (2\\pi)^{-q/2} e^{-b^\\top b/2}\\, db .
+
+**Laplace approximation.** Let :math:`f(b) = \\sum_i \\ell_i(\\eta_i) - \\tfrac12 b^\\top b`,
+:math:`\\hat b` its maximiser (the *conditional modes*), and
+:math:`H = -\\nabla^2 f(\\hat b) = M^\\top D M + I` with :math:`D = \\mathrm{diag}(-\\partial^2 \\ell_i / \\partial\\eta_i^2)`.
+Expanding :math:`f` to second order around :math:`\\hat b` and integrating the Gaussian gives
+
+.. math::  \\log L \\approx \\sum_i \\ell_i(\\hat\\eta_i) - \\tfrac12 \\hat b^\\top\\hat b - \\tfrac12 \\log|H| .
+
+**REML** (as glmmTMB's ``REML = TRUE``): :math:`\\beta` joins the integrated vector with a flat
+prior, :math:`v = (\\beta, b)`, and the same expansion gives
+
+.. math::  \\log L_R \\approx \\sum_i \\ell_i(\\hat\\eta_i) - \\tfrac12 \\hat b^\\top\\hat b
+           - \\tfrac12 \\log|H_v| + \\tfrac{p}{2}\\log 2\\pi,
+           \\qquad H_v = \\begin{pmatrix} X^\\top D X & X^\\top D M \\\\ M^\\top D X & M^\\top D M + I \\end{pmatrix}.
+
+For the Gaussian family with the identity link :math:`f` is exactly quadratic, so both formulas
+are exact (ML and REML). The modes are found by Newton's method (penalised iteratively reweighted
+least squares) with step-halving.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import cho_factor, cho_solve
+from scipy.sparse.linalg import splu
+from scipy.special import logsumexp, roots_hermite
+
+from .design import Design
+
+
+class NotPositiveDefinite(ArithmeticError):
+    """The Hessian of the inner problem is not positive definite."""
+
+
+@dataclass
+class Eta:
+    """The response at one value of eta: ell_i, its gradient and curvature with respect to eta_i.
+
+    ``gradient`` = :math:`w_i\\,\\partial\\ell_i/\\partial\\eta_i = w_i\\,\\ell'(\\mu_i)\\,\\mu'(\\eta_i)`;
+    ``D`` = :math:`-w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2 = -w_i\\,[\\ell''(\\mu_i)\\mu'(\\eta_i)^2 + \\ell'(\\mu_i)\\mu''(\\eta_i)]`.
+    """
+
+    eta: np.ndarray
+    mu: np.ndarray
+    loglik: np.ndarray
+    gradient: np.ndarray
+    D: np.ndarray
+
+    @classmethod
+    def at(cls, design: Design, eta: np.ndarray, phi: float) -> "Eta":
+        family, link, w = design.family, design.family.link, design.weights
+        y, n = design.y, design.n
+        mu = link.inverse(eta)
+        dmu, d2mu = link.dmu_deta(eta), link.d2mu_deta2(eta)
+        score = family.dloglik_dmu(y, mu, phi, n)
+        curvature = family.d2loglik_dmu2(y, mu, phi, n)
+        return cls(eta, mu, w * family.loglik(y, mu, phi, n), w * score * dmu,
+                   -w * (curvature * dmu ** 2 + score * d2mu))
+
+
+@dataclass
+class HessianFactor:
+    """Factorisation of :math:`H_v = \\begin{pmatrix} C & B^\\top \\\\ B & A\\end{pmatrix}` by its Schur complement.
+
+    :math:`A = M^\\top D M + I` (diagonal when each row of Z has one non-zero, sparse otherwise),
+    :math:`B = M^\\top D X`, :math:`C = X^\\top D X`, :math:`S = C - B^\\top A^{-1} B`, and
+    :math:`\\log|H_v| = \\log|A| + \\log|S|`. With no integrated beta (ML), :math:`H_v = A`.
+    """
+
+    A_diag: np.ndarray | None
+    A_lu: object
+    B: np.ndarray
+    S_chol: tuple | None
+    logdet: float
+
+    @classmethod
+    def of(cls, X: np.ndarray, M: sp.csc_matrix, D: np.ndarray, diagonal: bool) -> "HessianFactor":
+        MtD = M.T.multiply(D).tocsr() if M.shape[1] else sp.csr_matrix((0, len(D)))
+        B = np.asarray(MtD @ X)
+        if diagonal:
+            A_diag = np.asarray(MtD.multiply(M.T).sum(axis=1)).ravel() + 1.0
+            if np.any(A_diag <= 0):
+                raise NotPositiveDefinite("M'DM + I has a non-positive diagonal")
+            A_lu, logdet_A, AinvB = None, np.sum(np.log(A_diag)), B / A_diag[:, None]
+        else:
+            A_diag, A_lu, logdet_A = None, *_sparse_cholesky_like(MtD @ M + sp.identity(M.shape[1]))
+            AinvB = A_lu.solve(B) if B.size else B
+        C = X.T @ (D[:, None] * X)
+        S = C - B.T @ AinvB
+        S_chol, logdet_S = None, 0.0
+        if S.size:
+            try:
+                S_chol = cho_factor(S)
+            except np.linalg.LinAlgError:
+                raise NotPositiveDefinite("the fixed-effects block of the Hessian is not positive definite") from None
+            logdet_S = 2.0 * np.sum(np.log(np.diag(S_chol[0])))
+        return cls(A_diag, A_lu, B, S_chol, logdet_A + logdet_S)
+
+    def solve_A(self, rhs: np.ndarray) -> np.ndarray:
+        if self.A_diag is not None:
+            return rhs / (self.A_diag if rhs.ndim == 1 else self.A_diag[:, None])
+        return self.A_lu.solve(rhs) if rhs.size else rhs
+
+    def solve(self, g_beta: np.ndarray, g_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Solve :math:`H_v (\\delta_\\beta, \\delta_b) = (g_\\beta, g_b)` by block elimination."""
+        Ainv_gb = self.solve_A(g_b)
+        if self.S_chol is None:
+            return np.zeros(0), Ainv_gb
+        delta_beta = cho_solve(self.S_chol, g_beta - self.B.T @ Ainv_gb)
+        return delta_beta, Ainv_gb - self.solve_A(self.B @ delta_beta)
+
+    def inverse_beta_block(self) -> np.ndarray:
+        """:math:`[H_v^{-1}]_{\\beta\\beta} = S^{-1}`."""
+        return cho_solve(self.S_chol, np.eye(len(self.S_chol[0])))
+
+
+def _sparse_cholesky_like(A: sp.spmatrix):
+    """LU of a symmetric matrix with symmetric pivoting only, so that diag(U) are the pivots of an
+    LDL' factorisation: all positive exactly when A is positive definite, and log|A| = sum log diag(U)."""
+    lu = splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+              options={"SymmetricMode": True})
+    pivots = lu.U.diagonal()
+    if np.any(pivots <= 0):
+        raise NotPositiveDefinite("M'DM + I is not positive definite")
+    return lu, np.sum(np.log(pivots))
+
+
+@dataclass
+class InnerProblem:
+    """The integrated vector for fixed (beta, theta, phi): v = b (ML) or v = (beta, b) (REML).
+
+    ``X_in`` holds the columns of X whose coefficients are integrated (all for REML, none for ML);
+    ``eta_fixed`` the part of eta that is held fixed (X beta + offset for ML, the offset for REML).
+    """
+
+    design: Design
+    X_in: np.ndarray
+    M: sp.csc_matrix
+    eta_fixed: np.ndarray
+    phi: float
+    reml: bool
+    iterations: list = field(default_factory=list)
+
+    @classmethod
+    def build(cls, design: Design, beta, theta, phi, reml: bool) -> "InnerProblem":
+        M = (design.Z @ design.Lambda(theta)).tocsc() if design.q else design.Z
+        if reml:
+            return cls(design, design.X, M, design.offset.copy(), phi, True)
+        return cls(design, design.X[:, :0], M, design.X @ beta + design.offset, phi, False)
+
+    @property
+    def p_in(self) -> int:
+        return self.X_in.shape[1]
+
+    def eta(self, v: np.ndarray) -> np.ndarray:
+        return self.eta_fixed + self.X_in @ v[:self.p_in] + self.M @ v[self.p_in:]
+
+    def objective(self, v: np.ndarray, response: Eta) -> float:
+        """f(v) = sum_i ell_i(eta_i) - b'b / 2."""
+        b = v[self.p_in:]
+        return float(np.sum(response.loglik) - 0.5 * b @ b)
+
+    def newton_step(self, v: np.ndarray, response: Eta) -> np.ndarray:
+        """Newton direction H^{-1} grad f. Where -d2ell/deta2 < 0 (possible far from the mode with a
+        non-canonical link) a small positive curvature is used, so the step still climbs."""
+        D = np.maximum(response.D, 1e-10)
+        factor = HessianFactor.of(self.X_in, self.M, D, self.design.z_is_diagonal)
+        g_beta = self.X_in.T @ response.gradient
+        g_b = self.M.T @ response.gradient - v[self.p_in:]
+        d_beta, d_b = factor.solve(g_beta, g_b)
+        return np.concatenate([d_beta, d_b])
+
+
+def conditional_modes(problem: InnerProblem, v0: np.ndarray, tol: float = 1e-10, max_iter: int = 100):
+    """Maximise f(v) by Newton's method with step-halving (penalised IRLS).
+
+    Each iteration: :math:`v \\leftarrow v + t\\,H^{-1}\\nabla f(v)`, with t halved until f increases.
+    Stops when the increase of f is below ``tol`` (relative) and the step is tiny. The iterations
+    (number, f, step size t, largest change) are recorded in ``problem.iterations``.
+    Returns v-hat and the response at v-hat.
+    """
+    v = v0.copy()
+    response = Eta.at(problem.design, problem.eta(v), problem.phi)
+    f = problem.objective(v, response)
+    for iteration in range(1, max_iter + 1):
+        step = problem.newton_step(v, response)
+        t = 1.0
+        while True:
+            candidate = v + t * step
+            new = Eta.at(problem.design, problem.eta(candidate), problem.phi)
+            f_new = problem.objective(candidate, new)
+            if np.isfinite(f_new) and f_new >= f - 1e-12 * abs(f):
+                break
+            t /= 2
+            if t < 1e-10:
+                return v, response
+        change = f_new - f
+        v, response, f = candidate, new, f_new
+        problem.iterations.append((iteration, f, t, float(np.max(np.abs(t * step), initial=0.0))))
+        if abs(change) < tol * (1 + abs(f)) and np.max(np.abs(t * step), initial=0.0) < 1e-6:
+            break
+    return v, response
+
+
+@dataclass
+class LaplaceResult:
+    """The Laplace log-likelihood and what it was computed from."""
+
+    loglik: float
+    v: np.ndarray
+    response: Eta
+    factor: HessianFactor
+    problem: InnerProblem
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.v[self.problem.p_in:]
+
+    @property
+    def beta_in(self) -> np.ndarray:
+        return self.v[:self.problem.p_in]
+
+
+def laplace_loglik(design: Design, beta, theta, phi, reml: bool, v0=None) -> LaplaceResult:
+    """The Laplace approximation to the (REML) log-likelihood at (beta, theta, phi).
+
+    .. math:: \\log L \\approx \\sum_i \\ell_i(\\hat\\eta_i) - \\tfrac12\\hat b^\\top\\hat b - \\tfrac12\\log|H_v|
+              \\;(+\\tfrac p2 \\log 2\\pi \\text{ for REML}).
+    """
+    problem = InnerProblem.build(design, beta, theta, phi, reml)
+    if v0 is None:
+        v0 = np.zeros(problem.p_in + design.q)
+    if problem.p_in + design.q == 0:
+        response = Eta.at(design, problem.eta(v0), phi)
+        return LaplaceResult(float(np.sum(response.loglik)), v0, response, None, problem)
+    v, response = conditional_modes(problem, v0)
+    factor = HessianFactor.of(problem.X_in, problem.M, response.D, design.z_is_diagonal)
+    loglik = problem.objective(v, response) - 0.5 * factor.logdet + 0.5 * problem.p_in * np.log(2 * np.pi)
+    return LaplaceResult(loglik, v, response, factor, problem)
+
+
+def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceResult:
+    """Adaptive Gauss-Hermite quadrature for one scalar random-effect term (glmer's ``nAGQ``).
+
+    Each group's integral is one-dimensional. With :math:`\\hat b_j` its mode and :math:`h_j` the
+    curvature there, substitute :math:`b = \\hat b_j + \\sqrt{2/h_j}\\,x` and use the Gauss-Hermite
+    nodes :math:`x_k` and weights :math:`w_k` for :math:`\\int g(x)e^{-x^2}dx`:
+
+    .. math:: \\log L_j \\approx \\tfrac12\\log\\frac{2}{h_j} + \\log\\sum_k w_k
+              \\exp\\big(f_j(\\hat b_j + \\sqrt{2/h_j}\\,x_k) + x_k^2\\big),
+              \\quad f_j(b) = \\sum_{i \\in j}\\ell_i - \\tfrac12 b^2 - \\tfrac12\\log 2\\pi .
+
+    With one node this is the Laplace approximation.
+    """
+    laplace = laplace_loglik(design, beta, theta, phi, reml=False, v0=v0)
+    problem, b_hat, h = laplace.problem, laplace.b, laplace.factor.A_diag
+    x, w = roots_hermite(nagq)
+    group = design.Z.tocsr().indices                     # one non-zero per row: its column is the group
+    m = np.asarray(problem.M.sum(axis=1)).ravel()        # the row's entry of M = Z Lambda
+    shift = np.sqrt(2.0 / h)[:, None] * x[None, :]      # (groups, nodes)
+    b_nodes = b_hat[:, None] + shift
+    eta = laplace.response.eta[:, None] + m[:, None] * shift[group]
+    mu = design.family.link.inverse(eta)
+    ell = design.weights[:, None] * design.family.loglik(design.y[:, None], mu, phi, design.n[:, None])
+    f = np.stack([np.bincount(group, ell[:, k], minlength=len(b_hat)) for k in range(nagq)], axis=1)
+    f += -0.5 * b_nodes ** 2 - 0.5 * np.log(2 * np.pi)
+    log_groups = 0.5 * np.log(2.0 / h) + logsumexp(f + x[None, :] ** 2, b=w[None, :], axis=1)
+    laplace.loglik = float(np.sum(log_groups))
+    return laplace

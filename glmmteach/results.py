@@ -1,0 +1,384 @@
+"""The fitted model: estimates, their covariance, predictions, residuals, simulation and the summary.
+
+Names follow R: ``fixef``, ``ranef``, ``varcorr``, ``sigma``, ``loglik``, ``aic``, ``bic``,
+``predict``, ``residuals``, ``simulate``, ``summary()`` (laid out like glmmTMB's).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from .design import Design, _evaluate, _grouping
+from .fit import ConvergenceWarning, Objective, numerical_hessian, _free
+from .laplace import LaplaceResult
+
+
+@dataclass
+class GlmmFit:
+    """A fitted GLMM. Build it with :func:`glmmteach.glmm`."""
+
+    design: Design
+    objective: Objective
+    psi: np.ndarray
+    optimum: LaplaceResult
+    beta: np.ndarray
+    theta: np.ndarray
+    phi: float
+    cov_beta: np.ndarray
+    converged: bool
+    message: str
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_optimum(cls, objective: Objective, psi: np.ndarray, converged: bool, message) -> "GlmmFit":
+        """Evaluate the optimum once more, then the covariance of the estimates."""
+        optimum = objective.laplace(psi)
+        beta, theta, phi = objective.unpack(psi)
+        if objective.reml:
+            beta = optimum.beta_in
+        cov_beta = _covariance_of_beta(objective, psi, optimum)
+        fit = cls(objective.design, objective, psi, optimum, np.asarray(beta), np.asarray(theta), phi,
+                  cov_beta, converged, str(message))
+        fit._warn_if_problematic()
+        return fit
+
+    def _warn_if_problematic(self) -> None:
+        if not self.converged:
+            warnings.warn("the fit did not converge: the optimiser stopped before the log-likelihood was at "
+                          "its maximum. Try other starting values (start=...) or a simpler model.",
+                          ConvergenceWarning, stacklevel=3)
+        for message in self._singular_terms():
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        if not np.all(np.isfinite(self.cov_beta)):
+            warnings.warn("the Hessian at the optimum is not positive definite, so standard errors are not "
+                          "available: some parameters are not identified by the data.",
+                          ConvergenceWarning, stacklevel=3)
+
+    def _singular_terms(self) -> list[str]:
+        out = []
+        for row in self.varcorr.itertuples():
+            if row.sd < 1e-4 * max(1.0, self.sigma if self.family.name == "gaussian" else 1.0):
+                out.append(f"singular fit: the standard deviation of '{row.term}' across '{row.group}' is "
+                           "estimated as (nearly) zero, so this random effect is not supported by the data.")
+        for group, corr in self.ranef_corr.items():
+            values = corr.to_numpy()[np.tril_indices(len(corr), -1)]
+            if np.any(np.abs(values) > 0.999):
+                out.append(f"singular fit: a correlation between the random effects of '{group}' is "
+                           "estimated at +1 or -1; the model is too complex for the data.")
+        return out
+
+    # ---- estimates ----------------------------------------------------------------------------
+    @property
+    def family(self):
+        return self.design.family
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=self.design.x_names, name="Estimate")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        return pd.DataFrame(self.cov_beta, index=self.design.x_names, columns=self.design.x_names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.cov_beta)), index=self.design.x_names, name="Std. Error")
+
+    @property
+    def sigma(self) -> float:
+        """As glmmTMB's ``sigma()``: see the family's ``sigma_meaning``."""
+        return self.phi
+
+    @property
+    def u(self) -> np.ndarray:
+        """Conditional modes on the original scale, :math:`\\hat u = \\Lambda_\\theta \\hat b`."""
+        if self.design.q == 0:
+            return np.zeros(0)
+        return self.design.Lambda(self.theta) @ self.optimum.b
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        rows = []
+        for term, Sigma in zip(self.design.terms, self.design.covariances(self.theta)):
+            for j, name in enumerate(term.names):
+                rows.append({"group": term.group, "term": name, "variance": Sigma[j, j],
+                             "sd": np.sqrt(Sigma[j, j])})
+        return pd.DataFrame(rows, columns=["group", "term", "variance", "sd"])
+
+    @property
+    def ranef_corr(self) -> dict:
+        out = {}
+        for term, Sigma in zip(self.design.terms, self.design.covariances(self.theta)):
+            if term.k > 1:
+                sd = np.sqrt(np.diag(Sigma))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    corr = Sigma / np.outer(sd, sd)
+                out[term.group] = pd.DataFrame(corr, index=term.names, columns=term.names)
+        return out
+
+    @property
+    def ranef(self) -> dict:
+        out, u = {}, self.u
+        for term in self.design.terms:
+            block = u[term.start:term.start + term.k * len(term.levels)].reshape(len(term.levels), term.k)
+            out[term.group] = pd.DataFrame(block, index=term.levels, columns=term.names)
+        return out
+
+    # ---- likelihood-based summaries -----------------------------------------------------------
+    @property
+    def loglik(self) -> float:
+        return float(self.optimum.loglik)
+
+    @property
+    def n_parameters(self) -> int:
+        """Parameters counted by AIC: fixed effects, theta, and the dispersion (also under REML)."""
+        return len(self.beta) + self.design.n_theta + int(self.family.has_phi)
+
+    @property
+    def nobs(self) -> int:
+        return self.design.nobs
+
+    @property
+    def df_resid(self) -> int:
+        """As glmmTMB: observations minus the parameters of the outer optimisation."""
+        return self.nobs - len(self.psi)
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.n_parameters
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + np.log(self.nobs) * self.n_parameters
+
+    # ---- predictions, residuals, simulation ----------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None) -> np.ndarray:
+        """eta (``type="link"``) or mu (``type="response"``). ``re_form=None`` includes the random
+        effects, ``re_form="~0"`` gives the population level; new levels get the population level."""
+        if type not in ("link", "response"):
+            raise ValueError(f"type must be 'link' or 'response'; got {type!r}")
+        population = _population_level(re_form)
+        if newdata is None:
+            X, Zu, offset = self.design.X, self.design.Z @ self.u, self.design.offset
+        else:
+            X, Zu, offset = self._new_matrices(newdata, population)
+        eta = X @ self.beta + offset + (0.0 if population else Zu)
+        return self.family.link.inverse(eta) if type == "response" else eta
+
+    def _new_matrices(self, newdata: pd.DataFrame, population: bool):
+        if not isinstance(newdata, pd.DataFrame):
+            raise TypeError(f"newdata must be a pandas DataFrame; got {type(newdata).__name__}")
+        needed = [v for v in self.design.formula.variables() if v not in self._response_variables()]
+        if population:
+            needed = [v for v in needed if not any(v in t.group.split(":") for t in self.design.terms)]
+        missing = [v for v in needed if v not in newdata.columns]
+        if missing:
+            raise ValueError(f"newdata has no column {missing[0]!r}, which the model uses; "
+                             f"it needs: {', '.join(needed)}")
+        X = np.asarray(self.design.fixed_spec.get_model_matrix(newdata), float)
+        offset = sum((np.asarray(_evaluate(o, newdata), float) for o in self.design.formula.offsets),
+                     np.zeros(len(newdata)))
+        Zu = np.zeros(len(newdata)) if population else self._new_Zu(newdata)
+        return X, Zu, offset
+
+    def _new_Zu(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Z_new u-hat, with levels not seen in fitting contributing 0 (the population level)."""
+        Zu, u = np.zeros(len(newdata)), self.u
+        for term in self.design.terms:
+            labels = newdata[term.group.split(":")[0]].astype(str).to_numpy(dtype=object)
+            for name in term.group.split(":")[1:]:
+                labels = labels + ":" + newdata[name].astype(str).to_numpy(dtype=object)
+            codes = pd.Categorical(labels, categories=term.levels).codes
+            Xr = np.asarray(term.spec.get_model_matrix(newdata), float)
+            block = u[term.start:term.start + term.k * len(term.levels)].reshape(len(term.levels), term.k)
+            known = codes >= 0
+            Zu[known] += np.sum(Xr[known] * block[codes[known]], axis=1)
+        return Zu
+
+    def _response_variables(self) -> set:
+        from .formula import _IDENTIFIER
+        return set(_IDENTIFIER.findall(self.design.formula.response))
+
+    @property
+    def observed(self) -> np.ndarray:
+        """The response on the scale of mu: proportions y/n for binomial, y otherwise."""
+        return self.design.y / self.design.n if self.family.name == "binomial" else self.design.y
+
+    def fitted(self) -> np.ndarray:
+        return self.predict(type="response")
+
+    def residuals(self, type: str = "response") -> np.ndarray:
+        """``response``: y - mu; ``pearson``: (y - mu)/sqrt(Var(y)); ``deviance``:
+        sign(y - mu) sqrt(2[l(y; y) - l(y; mu)]) (binomial on the proportion scale, as R)."""
+        mu, y, n, phi = self.fitted(), self.design.y, self.design.n, self.phi
+        if type == "response":
+            return self.observed - mu
+        if type == "pearson":
+            if self.family.name == "binomial":
+                return (self.observed - mu) / np.sqrt(self.family.var_y(mu, phi, n) / n ** 2)
+            return (y - mu) / np.sqrt(self.family.var_y(mu, phi, n))
+        if type == "deviance":
+            saturated = self.family.loglik(y, self.observed, phi, n)
+            d = 2 * self.design.weights * (saturated - self.family.loglik(y, mu, phi, n))
+            return np.sign(self.observed - mu) * np.sqrt(np.maximum(d, 0))
+        raise ValueError(f"type must be 'response', 'pearson' or 'deviance'; got {type!r}")
+
+    def simulate(self, nsim: int = 1, seed=None, conditional: bool = False) -> pd.DataFrame:
+        """Draw ``nsim`` new responses. ``conditional=False`` draws new random effects
+        :math:`u^* = \\Lambda_\\theta b^*, b^* \\sim N(0, I)` (glmmTMB's default);
+        ``conditional=True`` keeps the fitted :math:`\\hat u`. Binomial gives success counts."""
+        rng = np.random.default_rng(seed)
+        design = self.design
+        eta = (design.X @ self.beta + design.offset)[:, None] * np.ones((1, nsim))
+        if design.q:
+            if conditional:
+                eta += (design.Z @ self.u)[:, None]
+            else:
+                b = rng.standard_normal((design.q, nsim))
+                eta += design.Z @ (design.Lambda(self.theta) @ b)
+        mu = self.family.link.inverse(eta)
+        draws = self.family.simulate(mu, self.phi, rng, design.n[:, None] * np.ones((1, nsim)))
+        return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def summary(self) -> "Summary":
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+
+def _population_level(re_form) -> bool:
+    if re_form is None:
+        return False
+    if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~1-1"):
+        return True
+    raise ValueError(f"re_form must be None (with random effects) or '~0' (population level); got {re_form!r}")
+
+
+def _covariance_of_beta(objective: Objective, psi: np.ndarray, optimum: LaplaceResult) -> np.ndarray:
+    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``.
+
+    ML: the beta block of the inverse Hessian of :math:`-\\log L(\\beta, \\theta, \\phi)`.
+    REML: :math:`[H_v^{-1}]_{\\beta\\beta} + J V J^\\top`, where :math:`V` is the inverse Hessian of
+    :math:`-\\log L_R(\\theta, \\phi)` and :math:`J = \\partial\\hat\\beta/\\partial(\\theta, \\log\\phi)`.
+    Parameters at a bound (a variance estimated at zero) are held fixed.
+    """
+    p = objective.design.X.shape[1]
+    free = _free(psi, objective.bounds()) if len(psi) else np.zeros(0, bool)
+    V = _inverse_hessian(objective, psi, free)
+    if not objective.reml:
+        index = np.flatnonzero(free)
+        cov = np.full((p, p), np.nan)
+        if np.all(free[:p]):
+            cov = V[:p, :p]
+        return cov
+    H_inverse = optimum.factor.inverse_beta_block()
+    if not free.any():
+        return H_inverse
+    J = _mode_jacobian(objective, psi, free)
+    return H_inverse + J @ V @ J.T
+
+
+def _inverse_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray) -> np.ndarray:
+    if not free.any():
+        return np.zeros((0, 0))
+    H = numerical_hessian(objective, psi, free)
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return np.full(H.shape, np.nan)
+    return np.linalg.inv(H)
+
+
+def _mode_jacobian(objective: Objective, psi: np.ndarray, free: np.ndarray, relative: float = 1e-5):
+    """Central differences of the REML inner mode beta-hat with respect to the free parameters."""
+    columns = []
+    for k in np.flatnonzero(free):
+        h = relative * max(1.0, abs(psi[k]))
+        plus, minus = psi.copy(), psi.copy()
+        plus[k] += h
+        minus[k] -= h
+        columns.append((objective.laplace(plus).beta_in - objective.laplace(minus).beta_in) / (2 * h))
+    return np.column_stack(columns)
+
+
+class Summary:
+    """Printed like glmmTMB's ``summary()``."""
+
+    def __init__(self, fit: GlmmFit):
+        self.fit = fit
+        z = fit.fixef / fit.se
+        self.coefficients = pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.se, "z value": z,
+                                          "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))})
+
+    def __str__(self) -> str:
+        fit = self.fit
+        lines = [f" Family: {fit.family.name}  ( {fit.family.link.name} )",
+                 f"Formula:          {fit.design.formula.text}", ""]
+        header = ["AIC", "BIC", "logLik", "-2*log(L)" if fit.objective.reml else "deviance", "df.resid"]
+        values = [f"{fit.aic:.1f}", f"{fit.bic:.1f}", f"{fit.loglik:.1f}", f"{-2 * fit.loglik:.1f}",
+                  f"{fit.df_resid}"]
+        width = max(9, *(len(v) + 1 for v in values))
+        lines += ["".join(h.rjust(width) for h in header), "".join(v.rjust(width) for v in values), ""]
+        if fit.design.terms:
+            lines += ["Random effects:", "", "Conditional model:", *self._random_block(), ""]
+            groups = ", ".join(f"{t.group}, {len(t.levels)}" for t in fit.design.terms)
+            lines += [f"Number of obs: {fit.nobs}, groups:  {groups}", ""]
+        else:
+            lines += [f"Number of obs: {fit.nobs}", ""]
+        lines += self._dispersion_line()
+        lines += ["Conditional model:", *self._coefficient_block()]
+        if not fit.converged:
+            lines += ["", "Warning: the fit did not converge."]
+        return "\n".join(lines)
+
+    def _random_block(self) -> list[str]:
+        fit = self.fit
+        rows = [[" Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+        for term, Sigma in zip(fit.design.terms, fit.design.covariances(fit.theta)):
+            sd = np.sqrt(np.diag(Sigma))
+            for j, name in enumerate(term.names):
+                corr = " ".join(f"{Sigma[j, i] / (sd[j] * sd[i]):.2f}" for i in range(j)) if sd[j] > 0 else ""
+                rows.append([" " + term.group if j == 0 else "", name, f"{Sigma[j, j]:.4g}", f"{sd[j]:.4g}",
+                             corr])
+        if fit.family.name == "gaussian":
+            rows.append([" Residual", "", f"{fit.sigma ** 2:.4g}", f"{fit.sigma:.4g}", ""])
+        if all(r[4] == "" for r in rows[1:]):
+            rows = [r[:4] for r in rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return [" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+    def _dispersion_line(self) -> list[str]:
+        fit = self.fit
+        name = fit.family.name
+        if name in ("gaussian", "Gamma"):
+            return [f"Dispersion estimate for {name} family (sigma^2): {fit.sigma ** 2:.3g} ", ""]
+        if name in ("nbinom2", "beta"):
+            return [f"Dispersion parameter for {name} family (): {fit.sigma:.3g} ", ""]
+        return []
+
+    def _coefficient_block(self) -> list[str]:
+        table = self.coefficients
+        p = table["Pr(>|z|)"]
+        stars = np.select([p < 0.001, p < 0.01, p < 0.05, p < 0.1], ["***", "**", "*", "."], "")
+        text = pd.DataFrame({
+            "Estimate": [_fmt(v) for v in table["Estimate"]],
+            "Std. Error": [_fmt(v) for v in table["Std. Error"]],
+            "z value": [f"{v:.3f}" for v in table["z value"]],
+            "Pr(>|z|)": [_format_p(v) for v in p],
+            "": stars}, index=table.index)
+        lines = text.to_string().splitlines()
+        return lines + ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
+
+
+def _format_p(p: float) -> str:
+    return "< 2e-16" if p < 2e-16 else f"{p:.3g}"
