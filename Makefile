@@ -1,0 +1,42 @@
+# glmmteach: everything a student or CI needs, with no root and no prior setup.
+#   make test   install into .venv (once), then the unit tests and nbval on the executed lessons
+#   make book   install into .venv (once), then execute the lessons and build the site into _build/html
+#   make clean  remove what the targets above made (the virtual environment too)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Written after a successful install; it is older than pyproject.toml when the dependencies changed.
+STAMP  := $(VENV)/.installed
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+# matplotlib draws to files, never to a window (CI has no display).
+export MPLBACKEND := Agg
+
+# The lessons (and homework) that nbval checks: every stored, executed notebook under lessons/.
+NOTEBOOKS := $(shell find lessons -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null)
+NBVAL     := --nbval --nbval-current-env --sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: install test book clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	touch $@
+
+# One pytest run, so its closing line counts every test. pytest's exit code 5 ("no tests collected")
+# is not a failure here.
+test: $(STAMP)
+	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),$(NBVAL) lessons) || [ $$? -eq 5 ]
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --all --warningiserror --keep-going
+
+clean:
+	rm -rf _build $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
