@@ -5,7 +5,8 @@
                   data=gt.datasets.load("crowder_seeds"), family="binomial", reml=True)
     print(fit.summary())
 """
-from . import datasets, families, links
+from . import datasets, families, fit, links
+from .fit import glmm
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "families", "links"]
+__all__ = ["datasets", "families", "fit", "glmm", "links"]

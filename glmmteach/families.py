@@ -62,8 +62,9 @@ class Family:
         A link name (``"log"``) or a :class:`~glmmteach.links.Link`; by default the
         family's ``default_link``, as in R. Links outside ``allowed_links`` raise ValueError.
 
-    Subclasses implement ``loglik``, ``dloglik_dmu``, ``d2loglik_dmu2``, ``variance``,
-    ``var_y``, ``simulate``, ``start_mu`` and ``_support_rules``.
+    Subclasses implement ``loglik``, ``dloglik_dmu``, ``d2loglik_dmu2``, ``variance``
+    (R's variance function ``V(mu)``), ``var_y`` (the full ``Var y``, with ``phi``),
+    ``simulate``, ``start_mu``, ``unit_deviance`` and ``_support_rules``.
     """
 
     link: Link | str | None = None
@@ -154,6 +155,19 @@ class Family:
     def start_mu(self, y, n=1):
         raise NotImplementedError
 
+    def unit_deviance(self, y, mu, phi, n=1):
+        raise NotImplementedError
+
+    def pearson_residual(self, y, mu, phi, n=1):
+        """Pearson residual as glmmTMB 1.1.5 computes it: ``(y - mu) / sqrt(V(mu))``.
+
+        ``V`` is :meth:`variance`, R's variance function: it carries ``theta`` for the
+        nbinom2 but NOT ``sigma`` for the gaussian, Gamma and beta (so the gaussian Pearson
+        residual equals the response residual, as in glmmTMB 1.1.5 and R's ``glm``).
+        Divide by ``sqrt(var_y(mu, phi, n))`` instead for a residual with variance 1.
+        """
+        return (_as_float(y) - mu) / np.sqrt(self.variance(mu, phi))
+
 
 @dataclass(frozen=True)
 class Gaussian(Family):
@@ -200,6 +214,10 @@ class Gaussian(Family):
         """``mu_0 = y``."""
         return _as_float(y).copy()
 
+    def unit_deviance(self, y, mu, phi, n=1):
+        """R's ``gaussian()$dev.resids``: ``(y - mu)^2`` (not divided by ``sigma^2``)."""
+        return (_as_float(y) - mu) ** 2
+
 
 @dataclass(frozen=True)
 class Binomial(Family):
@@ -242,11 +260,7 @@ class Binomial(Family):
         return mu * (1 - mu)
 
     def var_y(self, mu, phi=1.0, n=1):
-        """``Var y = n mu (1 - mu)`` for the success count.
-
-        The Pearson residual ``(y - n mu) / sqrt(n mu (1 - mu))`` equals R's, which is written
-        on the proportion scale: ``(y/n - mu) / sqrt(mu (1 - mu) / n)``.
-        """
+        """``Var y = n mu (1 - mu)`` for the success count ``y``."""
         mu = _as_float(mu)
         return _as_float(n) * mu * (1 - mu)
 
@@ -258,6 +272,18 @@ class Binomial(Family):
     def start_mu(self, y, n=1):
         """``mu_0 = (y + 0.5) / (n + 1)``, as R's ``binomial()$initialize``."""
         return (_as_float(y) + 0.5) / (_as_float(n) + 1)
+
+    def unit_deviance(self, y, mu, phi=1.0, n=1):
+        """``2 [y log(y / (n mu)) + (n - y) log((n - y) / (n (1 - mu)))]``.
+
+        Equal to R's ``binomial()$dev.resids(y/n, mu, wt = n)``; 0 log 0 = 0.
+        """
+        y, mu, n = _as_float(y), _as_float(mu), _as_float(n)
+        return 2 * (xlogy(y, y / (n * mu)) + xlogy(n - y, (n - y) / (n * (1 - mu))))
+
+    def pearson_residual(self, y, mu, phi=1.0, n=1):
+        """``(y/n - mu) / sqrt(mu (1 - mu) / n) = (y - n mu) / sqrt(n mu (1 - mu))``, as R."""
+        return (_as_float(y) - _as_float(n) * mu) / np.sqrt(self.var_y(mu, phi, n))
 
     def check_response(self, y, n=None, name="y"):
         y = super().check_response(y, n, name)
@@ -333,6 +359,11 @@ class Poisson(Family):
         """``mu_0 = y + 0.1``, as R's ``poisson()$initialize``."""
         return _as_float(y) + 0.1
 
+    def unit_deviance(self, y, mu, phi=1.0, n=1):
+        """R's ``poisson()$dev.resids``: ``2 [y log(y / mu) - (y - mu)]``; 0 log 0 = 0."""
+        y = _as_float(y)
+        return 2 * (xlogy(y, y / mu) - (y - mu))
+
     def _support_rules(self, y, n, name):
         return self._count_rules(y)
 
@@ -387,6 +418,11 @@ class Gamma(Family):
     def start_mu(self, y, n=1):
         """``mu_0 = y``, as R's ``Gamma()$initialize``."""
         return _as_float(y).copy()
+
+    def unit_deviance(self, y, mu, phi, n=1):
+        """R's ``Gamma()$dev.resids``: ``-2 [log(y / mu) - (y - mu) / mu]`` (no ``sigma``)."""
+        y, mu = _as_float(y), _as_float(mu)
+        return -2 * (np.log(y / mu) - (y - mu) / mu)
 
     def _support_rules(self, y, n, name):
         return [(y <= 0, "must be > 0", "")]
@@ -454,6 +490,12 @@ class NBinom2(Family):
         """``mu_0 = y + 0.1`` (as for the Poisson)."""
         return _as_float(y) + 0.1
 
+    def unit_deviance(self, y, mu, phi, n=1):
+        """glmmTMB's ``nbinom2()$dev.resids``:
+        ``2 [y log(y / mu) - (y + theta) log((y + theta) / (mu + theta))]``; 0 log 0 = 0."""
+        y, mu, theta = _as_float(y), _as_float(mu), _as_float(phi)
+        return 2 * (xlogy(y, y / mu) - (y + theta) * np.log((y + theta) / (mu + theta)))
+
     def _support_rules(self, y, n, name):
         return self._count_rules(y)
 
@@ -514,6 +556,11 @@ class Beta(Family):
         y = _as_float(y)
         size = max(y.size, 2)
         return (y * (size - 1) + 0.5) / size
+
+    def unit_deviance(self, y, mu, phi, n=1):
+        """Not defined: glmmTMB's ``beta_family()$dev.resids`` returns only zeros."""
+        raise NotImplementedError("the beta family has no deviance residuals in glmmTMB; "
+                                  "use Pearson or simulation-based (scaled) residuals")
 
     def _support_rules(self, y, n, name):
         return [((y <= 0) | (y >= 1), "must be strictly between 0 and 1",

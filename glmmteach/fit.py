@@ -20,7 +20,7 @@ from scipy.optimize import minimize, minimize_scalar
 
 from . import families
 from .design import Design, build
-from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik
+from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score_beta
 
 
 class ConvergenceWarning(UserWarning):
@@ -69,6 +69,22 @@ class Objective:
                 self.warm_start = result.v
         self.log.append((len(self.log) + 1, np.array(psi, float), value))
         return value
+
+    def gradient(self, psi: np.ndarray) -> np.ndarray:
+        """Gradient of -log L: analytic for beta (Laplace ML), central differences for theta and phi."""
+        psi = np.asarray(psi, float)
+        p, bounds = self.p_outer, self.bounds()
+        gradient = np.zeros_like(psi)
+        if p and self.nagq == 1:
+            try:
+                gradient[:p] = -score_beta(self.laplace(psi))
+            except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
+                return np.zeros_like(psi)    # the value there is inf: the line search steps back
+            rest = np.arange(p, len(psi))
+        else:
+            rest = np.arange(len(psi))
+        gradient[rest] = numerical_gradient(self, psi, bounds, index=rest)[rest]
+        return gradient
 
     def names(self) -> list[str]:
         names = [] if self.reml else list(self.design.x_names)
@@ -176,7 +192,7 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool):
         return psi0, True, "nothing to optimise"
 
     def value_and_gradient(psi):
-        return objective(psi), numerical_gradient(objective, psi, objective.bounds())
+        return objective(psi), objective.gradient(psi)
 
     def report(intermediate_result):
         if verbose:
@@ -185,7 +201,7 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool):
     result = minimize(value_and_gradient, psi0, jac=True, method="L-BFGS-B", bounds=objective.bounds(),
                       callback=report, options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
     psi = _newton_polish(objective, result.x)
-    gradient = numerical_gradient(objective, psi, objective.bounds())
+    gradient = objective.gradient(psi)
     free = _free(psi, objective.bounds())
     converged = bool(np.isfinite(objective(psi)) and np.max(np.abs(gradient[free]), initial=0) < 1e-3)
     return psi, converged, result.message
@@ -203,8 +219,8 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.
         free = _free(psi, objective.bounds())
         if not free.any():
             break
-        gradient = numerical_gradient(objective, psi, objective.bounds())[free]
-        hessian = numerical_hessian(objective, psi, free)
+        gradient = objective.gradient(psi)[free]
+        hessian = numerical_hessian(objective.gradient, psi, free)
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
@@ -224,13 +240,13 @@ def _steps(psi: np.ndarray, relative: float) -> np.ndarray:
     return relative * np.maximum(1.0, np.abs(psi))
 
 
-def numerical_gradient(f, psi: np.ndarray, bounds=None, relative: float = 1e-5) -> np.ndarray:
+def numerical_gradient(f, psi: np.ndarray, bounds=None, relative: float = 1e-5, index=None) -> np.ndarray:
     """Central differences (one-sided forward at a lower bound):
     :math:`\\partial f/\\partial\\psi_k \\approx [f(\\psi + h e_k) - f(\\psi - h e_k)] / 2h`."""
     h = _steps(psi, relative)
     gradient = np.zeros_like(psi)
     f0 = None
-    for k in range(len(psi)):
+    for k in (range(len(psi)) if index is None else index):
         e = np.zeros_like(psi)
         e[k] = h[k]
         lower = bounds[k][0] if bounds else None
@@ -242,22 +258,15 @@ def numerical_gradient(f, psi: np.ndarray, bounds=None, relative: float = 1e-5) 
     return gradient
 
 
-def numerical_hessian(f, psi: np.ndarray, free: np.ndarray | None = None, relative: float = 1e-4) -> np.ndarray:
-    """Second differences of f over the free parameters:
-    :math:`H_{jk} \\approx [f(+h_j,+h_k) - f(+h_j,-h_k) - f(-h_j,+h_k) + f(-h_j,-h_k)] / 4h_jh_k`."""
+def numerical_hessian(gradient, psi: np.ndarray, free: np.ndarray | None = None,
+                      relative: float = 1e-4) -> np.ndarray:
+    """Central differences of the gradient over the free parameters, symmetrised:
+    :math:`H_{jk} \\approx [g_k(\\psi + h_j e_j) - g_k(\\psi - h_j e_j)] / 2h_j`."""
     index = np.flatnonzero(np.ones(len(psi), bool) if free is None else free)
     h = _steps(psi, relative)
-    f0 = f(psi)
     H = np.zeros((len(index), len(index)))
     for a, j in enumerate(index):
-        for c, k in enumerate(index[:a + 1]):
-            def at(sj, sk):
-                x = psi.copy()
-                x[j] += sj * h[j]
-                x[k] += sk * h[k]
-                return f(x)
-            if j == k:
-                H[a, a] = (at(1, 0) - 2 * f0 + at(-1, 0)) / h[j] ** 2
-            else:
-                H[a, c] = H[c, a] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * h[j] * h[k])
-    return H
+        e = np.zeros_like(psi)
+        e[j] = h[j]
+        H[a] = ((gradient(psi + e) - gradient(psi - e)) / (2 * h[j]))[index]
+    return (H + H.T) / 2

@@ -138,7 +138,7 @@ def _top_level_bar(text: str) -> int | None:
 
 
 def _random_terms(inside: str, text: str) -> list[RandomTerm]:
-    """``1 + x | a/b`` -> ``(1 + x | a)``, ``(1 + x | a:b)``, as lme4's ``findbars`` expands nesting."""
+    """``1 + x | a/b`` -> ``(1 + x | a)``, ``(1 + x | b:a)``; R names the nested grouping ``b:a``."""
     bar = _top_level_bar(inside)
     expr, group = inside[:bar].strip(), inside[bar + 1:].strip()
     if inside[bar + 1:].startswith("|"):
@@ -148,7 +148,7 @@ def _random_terms(inside: str, text: str) -> list[RandomTerm]:
     names = [g.strip() for g in group.split("/")]
     if any(not _IDENTIFIER.fullmatch(n.replace(":", "_")) for n in names):
         raise FormulaError(f"the grouping '{group}' must be a column, a:b, or a/b in {text!r}")
-    return [RandomTerm(expr, ":".join(names[:i + 1])) for i in range(len(names))]
+    return [RandomTerm(expr, ":".join(reversed(names[:i + 1]))) for i in range(len(names))]
 
 
 def _to_formulaic(fixed: str) -> str:

@@ -280,3 +280,38 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
     log_groups = 0.5 * np.log(2.0 / h) + logsumexp(f + x[None, :] ** 2, b=w[None, :], axis=1)
     laplace.loglik = float(np.sum(log_groups))
     return laplace
+
+
+def score_beta(result: LaplaceResult) -> np.ndarray:
+    """Gradient of the Laplace log-likelihood (ML) with respect to beta.
+
+    With :math:`\\hat b` moving with beta (:math:`d\\hat\\eta/d\\beta = (I - M A^{-1} M^\\top D) X`) and
+    :math:`\\partial\\log|A|/\\partial\\eta_i = D'_i\\,h_i`, :math:`h_i = [M A^{-1} M^\\top]_{ii}`:
+
+    .. math:: \\frac{\\partial \\log L}{\\partial\\beta} = X^\\top g
+              - \\tfrac12 X^\\top (I - D M A^{-1} M^\\top)(D' \\odot h),
+
+    where :math:`g_i = \\partial\\ell_i/\\partial\\eta_i` and :math:`D'_i = \\partial D_i/\\partial\\eta_i`
+    (from central differences of D, which depends on eta_i alone).
+    """
+    design, problem, response = result.problem.design, result.problem, result.response
+    score = design.X.T @ response.gradient
+    if design.q == 0:
+        return score
+    M, factor = problem.M, result.factor
+    a = _dD_deta(design, response.eta, problem.phi) * _leverage(M, factor)
+    c = a - response.D * (M @ factor.solve_A(M.T @ a))
+    return score - 0.5 * design.X.T @ c
+
+
+def _dD_deta(design: Design, eta: np.ndarray, phi: float) -> np.ndarray:
+    delta = 1e-4 * (1.0 + np.abs(eta))
+    return (Eta.at(design, eta + delta, phi).D - Eta.at(design, eta - delta, phi).D) / (2 * delta)
+
+
+def _leverage(M: sp.csc_matrix, factor: HessianFactor) -> np.ndarray:
+    """:math:`h_i = [M A^{-1} M^\\top]_{ii}`."""
+    if factor.A_diag is not None:
+        return np.asarray(M.multiply(M) @ (1.0 / factor.A_diag)).ravel()
+    Mt = M.T.toarray()
+    return np.sum(Mt * factor.solve_A(Mt), axis=0)

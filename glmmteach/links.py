@@ -208,15 +208,21 @@ class Cloglog(Link):
 
     def inverse(self, eta):
         # -expm1(-x) = 1 - exp(-x), accurate for small x = exp(eta)
-        return np.clip(-np.expm1(-np.exp(_as_float(eta))), EPS, 1 - EPS)
+        return np.clip(-np.expm1(-np.exp(_capped(eta))), EPS, 1 - EPS)
 
     def dmu_deta(self, eta):
-        eta = _as_float(eta)
+        eta = _capped(eta)
         return np.maximum(np.exp(eta - np.exp(eta)), TINY)
 
     def d2mu_deta2(self, eta):
-        eta = _as_float(eta)
+        eta = _capped(eta)
         return np.exp(eta - np.exp(eta)) * -np.expm1(eta)
+
+
+def _capped(eta):
+    """``min(eta, 30)``: beyond ``eta = 4`` the cloglog mean is 1 to double precision and
+    its derivatives underflow to 0, so capping changes nothing but avoids ``exp`` overflow."""
+    return np.minimum(_as_float(eta), 30.0)
 
 
 @dataclass(frozen=True)

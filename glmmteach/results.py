@@ -287,7 +287,7 @@ def _covariance_of_beta(objective: Objective, psi: np.ndarray, optimum: LaplaceR
 def _inverse_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray) -> np.ndarray:
     if not free.any():
         return np.zeros((0, 0))
-    H = numerical_hessian(objective, psi, free)
+    H = numerical_hessian(objective.gradient, psi, free)
     try:
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:

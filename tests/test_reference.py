@@ -1,0 +1,148 @@
+"""Every reference fit in tests/reference (made by R: glmmTMB or lme4) is reproduced.
+
+Tolerances (DEVELOPERS.md): log-likelihood within 1e-3; fixed effects, random-effect SDs and sigma
+within 1e-3 relative (a fixed effect smaller than its SE: within 1e-3 of the SE); SEs within 1%.
+"""
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmmteach as gt
+
+HERE = Path(__file__).parent
+REFERENCE = HERE / "reference"
+
+
+def lesson_data(name):
+    data = gt.datasets.load(name)
+    if name == "fish_vaccines":
+        data = data.assign(vaccine=pd.Categorical(data.vaccine), day_f=pd.Categorical(data.day),
+                           fish=data.fish.astype(str))
+        data["day"] = pd.Categorical(data.day)
+    return data
+
+
+# The lesson models: (formula as Python writes it, data set, family, REML)
+LESSON = {
+    "crowder_binomial_reml": ("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", "crowder_seeds", "binomial", True, 1),
+    "crowder_binomial_ml": ("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", "crowder_seeds", "binomial", False, 1),
+    "crowder_binomial_glmer_agq1": ("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", "crowder_seeds", "binomial", False, 1),
+    "crowder_binomial_glmer_agq25": ("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", "crowder_seeds", "binomial", False, 25),
+    "fish_gaussian": ("wt ~ day * vaccine", "fish_vaccines", "gaussian", False, 1),
+    "fish_gamma": ("wt ~ day * vaccine", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
+    "fish_lm_log": ("log(wt) ~ day * vaccine", "fish_vaccines", "gaussian", True, 1),
+    "fish_gamma_fish_reml": ("wt ~ vaccine * day_f + (1 | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
+}
+
+
+def extra_cases():
+    for path in sorted(REFERENCE.glob("*.json")):
+        ref = json.loads(path.read_text())
+        if "data_file" in ref:
+            yield ref["case"]
+
+
+def load_case(case):
+    ref = json.loads((REFERENCE / f"{case}.json").read_text())
+    if case in LESSON:
+        formula, data_name, family, reml, nagq = LESSON[case]
+        return ref, dict(formula=formula, data=lesson_data(data_name), family=family, reml=reml, nagq=nagq)
+    formula, weights = ref["formula"], None
+    match = re.match(r"(.*), weights = (\w+)$", formula)
+    if match:
+        formula, weights = match.group(1), match.group(2)
+    data = pd.read_csv(HERE.parent / ref["data_file"])
+    family = gt.families.get(ref["family"]).__class__(link=ref["link"])
+    return ref, dict(formula=formula, data=data, family=family, reml=bool(ref["REML"]),
+                     nagq=int(ref.get("nAGQ", 1)), weights=weights)
+
+
+def fixef_close(ours, theirs, se):
+    return abs(ours - theirs) <= 1e-3 * max(abs(theirs), se)
+
+
+CASES = list(LESSON) + list(extra_cases())
+
+
+@pytest.fixture(scope="module")
+def fits():
+    return {}
+
+
+def fitted(case, fits):
+    if case not in fits:
+        ref, args = load_case(case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", gt.fit.ConvergenceWarning)
+            fits[case] = (ref, gt.glmm(**args))
+    return fits[case]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixed_effects_and_standard_errors(case, fits):
+    ref, fit = fitted(case, fits)
+    assert list(fit.fixef.index) == list(ref["fixef"]), "R's coefficient names, in R's order"
+    for name, value in ref["fixef"].items():
+        se = ref["se"][name]
+        assert fixef_close(fit.fixef[name], value, se), (name, fit.fixef[name], value)
+        assert fit.se[name] == pytest.approx(se, rel=0.01), (name, fit.se[name], se)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_loglik_and_information_criteria(case, fits):
+    ref, fit = fitted(case, fits)
+    if "agq" in case and ref.get("nAGQ", 1) > 1:
+        pytest.skip("glmer reports nAGQ > 1 log-likelihoods on another constant")
+    if case == "fish_lm_log":
+        pytest.skip("lm's logLik is the ML one; see test_lm_log_scale")
+    assert fit.loglik == pytest.approx(ref["logLik"], abs=1e-3)
+    if "lme4" not in ref["engine"]:
+        assert fit.aic == pytest.approx(ref["AIC"], abs=2e-3)
+        assert fit.bic == pytest.approx(ref["BIC"], abs=2e-3)
+        assert fit.df_resid == ref["df_resid"]
+    assert fit.nobs == ref["nobs"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_random_effects_and_sigma(case, fits):
+    ref, fit = fitted(case, fits)
+    vc = fit.varcorr
+    for block in ref.get("random", []):
+        rows = vc[vc.group == block["group"]]
+        assert list(rows.term) == list(block["terms"])
+        np.testing.assert_allclose(rows.sd, block["sd"], rtol=1e-3)
+        if len(block["terms"]) > 1:
+            corr = fit.ranef_corr[block["group"]].to_numpy()
+            np.testing.assert_allclose(corr[np.triu_indices(len(corr), 1)], block["corr"], atol=1e-3)
+    if isinstance(ref.get("sigma"), (int, float)) and case != "fish_lm_log":
+        assert fit.sigma == pytest.approx(ref["sigma"], rel=1e-3)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "fitted_head" in json.loads((REFERENCE / f"{c}.json").read_text())])
+def test_fitted_values_and_pearson_residuals(case, fits):
+    ref, fit = fitted(case, fits)
+    np.testing.assert_allclose(fit.fitted()[:5], ref["fitted_head"], rtol=1e-3)
+    assert np.sum(fit.residuals("pearson") ** 2) == pytest.approx(ref["pearson_ss"], rel=1e-3)
+
+
+def test_conditional_modes_match_glmmtmb(fits):
+    ref, fit = fitted("crowder_binomial_reml", fits)
+    modes = fit.ranef["plate"]["(Intercept)"]
+    np.testing.assert_allclose(modes[ref["ranef_levels"]], ref["ranef"], atol=1e-3 * ref["random"][0]["sd"][0])
+
+
+def test_lm_log_scale():
+    """R's lm on log(wt): REML gives lm's sigma and SEs, ML gives lm's logLik."""
+    ref = json.loads((REFERENCE / "fish_lm_log.json").read_text())
+    data = lesson_data("fish_vaccines")
+    reml = gt.glmm("log(wt) ~ day * vaccine", data, reml=True)
+    ml = gt.glmm("log(wt) ~ day * vaccine", data, reml=False)
+    assert reml.sigma == pytest.approx(ref["sigma"], rel=1e-6)
+    np.testing.assert_allclose(reml.se[list(ref["se"])], list(ref["se"].values()), rtol=1e-6)
+    np.testing.assert_allclose(ml.fixef[list(ref["fixef"])], list(ref["fixef"].values()), rtol=1e-6, atol=1e-9)
+    assert ml.loglik == pytest.approx(ref["logLik"], abs=1e-6)
