@@ -11,12 +11,12 @@ STAMP  := $(VENV)/.installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
-# matplotlib draws to files, never to a window (CI has no display).
-export MPLBACKEND := Agg
+# Do not set MPLBACKEND here: the Jupyter kernel would inherit it instead of its inline backend, and the
+# lessons' figures would vanish from the book and from nbval's comparison.
 
 # The lessons (and homework) that nbval checks: every stored, executed notebook under lessons/.
 NOTEBOOKS := $(shell find lessons -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null)
-NBVAL     := --nbval --nbval-current-env --sanitize-with tests/nbval_sanitize.cfg
+NBVAL     := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: install test book clean
 
