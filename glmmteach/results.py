@@ -213,18 +213,23 @@ class GlmmFit:
         return self.predict(type="response")
 
     def residuals(self, type: str = "response") -> np.ndarray:
-        """``response``: y - mu; ``pearson``: (y - mu)/sqrt(Var(y)); ``deviance``:
-        sign(y - mu) sqrt(2[l(y; y) - l(y; mu)]) (binomial on the proportion scale, as R)."""
-        mu, y, n, phi = self.fitted(), self.design.y, self.design.n, self.phi
+        """Residuals, as R's ``residuals()`` for glm and glmmTMB.
+
+        * ``response``: :math:`y - \\hat\\mu` (binomial: the proportion y/n);
+        * ``pearson``: :math:`(y - \\hat\\mu)\\sqrt{w}/\\sqrt{V(\\hat\\mu)}` with the variance function V
+          (not the dispersion), so that :math:`\\sum r^2/\\mathrm{df}` estimates the dispersion;
+          w is the number of trials (binomial) or the prior weight;
+        * ``deviance``: :math:`\\mathrm{sign}(y - \\hat\\mu)\\sqrt{w\\,d(y, \\hat\\mu)}` with R's unit deviance d
+          (``family$dev.resids``).
+        """
+        mu, y, n, phi, w = self.fitted(), self.design.y, self.design.n, self.phi, self.design.weights
         if type == "response":
             return self.observed - mu
         if type == "pearson":
-            if self.family.name == "binomial":
-                return (self.observed - mu) / np.sqrt(self.family.var_y(mu, phi, n) / n ** 2)
-            return (y - mu) / np.sqrt(self.family.var_y(mu, phi, n))
+            w = n if self.family.name == "binomial" else w
+            return (self.observed - mu) * np.sqrt(w / self.family.variance(mu, phi))
         if type == "deviance":
-            saturated = self.family.loglik(y, self.observed, phi, n)
-            d = 2 * self.design.weights * (saturated - self.family.loglik(y, mu, phi, n))
+            d = w * self.family.unit_deviance(y, mu, phi, n)
             return np.sign(self.observed - mu) * np.sqrt(np.maximum(d, 0))
         raise ValueError(f"type must be 'response', 'pearson' or 'deviance'; got {type!r}")
 

@@ -68,6 +68,11 @@ def fixef_close(ours, theirs, se):
 
 CASES = list(LESSON) + list(extra_cases())
 
+# glmer's default optimiser stops short on this model: its log-likelihood is 5.5e-4 below glmmTMB's on the
+# same Laplace ML problem (poisson_ri_tmb), and its intercept is off by 4e-3 of its SE. We check that we
+# reach at least glmer's log-likelihood and match glmmTMB's estimates of the same model.
+SAME_MODEL = {"poisson_ri_glmer_agq1": "poisson_ri_tmb"}
+
 
 @pytest.fixture(scope="module")
 def fits():
@@ -86,6 +91,9 @@ def fitted(case, fits):
 @pytest.mark.parametrize("case", CASES)
 def test_fixed_effects_and_standard_errors(case, fits):
     ref, fit = fitted(case, fits)
+    if case in SAME_MODEL:
+        assert fit.loglik >= ref["logLik"] - 1e-6
+        ref = json.loads((REFERENCE / f"{SAME_MODEL[case]}.json").read_text())
     assert list(fit.fixef.index) == list(ref["fixef"]), "R's coefficient names, in R's order"
     for name, value in ref["fixef"].items():
         se = ref["se"][name]
@@ -126,7 +134,8 @@ def test_random_effects_and_sigma(case, fits):
 @pytest.mark.parametrize("case", [c for c in CASES if "fitted_head" in json.loads((REFERENCE / f"{c}.json").read_text())])
 def test_fitted_values_and_pearson_residuals(case, fits):
     ref, fit = fitted(case, fits)
-    np.testing.assert_allclose(fit.fitted()[:5], ref["fitted_head"], rtol=1e-3)
+    fitted = fit.fitted()
+    np.testing.assert_allclose(fitted[:5], ref["fitted_head"], rtol=1e-3, atol=1e-3 * np.std(fitted))
     assert np.sum(fit.residuals("pearson") ** 2) == pytest.approx(ref["pearson_ss"], rel=1e-3)
 
 
