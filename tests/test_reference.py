@@ -134,8 +134,8 @@ def test_random_effects_and_sigma(case, fits):
 @pytest.mark.parametrize("case", [c for c in CASES if "fitted_head" in json.loads((REFERENCE / f"{c}.json").read_text())])
 def test_fitted_values_and_pearson_residuals(case, fits):
     ref, fit = fitted(case, fits)
-    fitted = fit.fitted()
-    np.testing.assert_allclose(fitted[:5], ref["fitted_head"], rtol=1e-3, atol=1e-3 * np.std(fitted))
+    mu = fit.fitted()
+    np.testing.assert_allclose(mu[:5], ref["fitted_head"], rtol=1e-3, atol=1e-3 * np.std(mu))
     assert np.sum(fit.residuals("pearson") ** 2) == pytest.approx(ref["pearson_ss"], rel=1e-3)
 
 
