@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
-import sysconfig
 import venv
 from pathlib import Path
 
@@ -144,8 +144,8 @@ def test_wheel_installed_in_a_fresh_venv_loads_the_data(tmp_path):
 
     fresh_site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                       cwd=tmp_path).stdout.strip()
-    borrowed = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
-    Path(fresh_site, "borrowed_site_packages.pth").write_text("\n".join(sorted(borrowed)) + "\n")
+    borrowed = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
+    Path(fresh_site, "borrowed_site_packages.pth").write_text("\n".join(borrowed) + "\n")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
