@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -85,10 +86,16 @@ class Design:
     def n_theta(self) -> int:
         return sum(t.n_theta for t in self.terms)
 
-    @property
+    @cached_property
     def z_is_diagonal(self) -> bool:
-        """True when each row of Z has at most one non-zero, so that Z'WZ is diagonal."""
-        return self.q > 0 and np.all(np.diff(self.Z.tocsr().indptr) <= 1)
+        """True when each row of Z has exactly one non-zero (one scalar term), so that Z'WZ is diagonal."""
+        return self.q > 0 and bool(np.all(np.diff(self.Z.tocsr().indptr) == 1))
+
+    @cached_property
+    def z_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """For a diagonal Z: the column (group) of each row's non-zero, and its value."""
+        Z = self.Z.tocsr()
+        return Z.indices.copy(), Z.data.copy()
 
     def theta_names(self) -> list[str]:
         names = []
