@@ -13,7 +13,7 @@ Hessian to finish. Every evaluation is kept in an optimisation log.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
@@ -169,8 +169,8 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
 
 def _glm_start(design: Design) -> tuple[np.ndarray, float]:
     """Maximum likelihood of the model without random effects: Newton on beta, then phi given beta."""
-    glm = Design(**{**design.__dict__, "Z": design.Z[:, :0], "terms": []})
-    glm.lambda_rows = glm.lambda_cols = glm.lambda_theta = np.zeros(0, int)
+    empty = np.zeros(0, int)
+    glm = replace(design, Z=design.Z[:, :0], terms=[], lambda_rows=empty, lambda_cols=empty, lambda_theta=empty)
     phi = 1.0
     if design.family.has_phi:
         phi = float(np.std(design.y)) if design.family.name == "gaussian" else 1.0

@@ -72,6 +72,76 @@ class Eta:
 
 
 @dataclass
+class ScalarM:
+    """:math:`M = Z\\Lambda_\\theta` for one scalar term: row i has one entry, ``m[i]``, in column ``group[i]``.
+
+    Then :math:`M^\\top D M` is diagonal, and every product is a ``np.bincount`` over groups.
+    """
+
+    group: np.ndarray
+    m: np.ndarray
+    q: int
+
+    def __matmul__(self, b: np.ndarray) -> np.ndarray:
+        return self.m * b[self.group]
+
+    def t_dot(self, r: np.ndarray) -> np.ndarray:
+        """:math:`M^\\top r`."""
+        return np.bincount(self.group, self.m * r, minlength=self.q)
+
+    def weighted_crossprod(self, D: np.ndarray) -> np.ndarray:
+        """The diagonal of :math:`M^\\top D M`."""
+        return np.bincount(self.group, self.m ** 2 * D, minlength=self.q)
+
+    def weighted_cross(self, D: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """:math:`M^\\top D X` (q x p)."""
+        B = np.zeros((self.q, X.shape[1]))
+        np.add.at(B, self.group, (self.m * D)[:, None] * X)
+        return B
+
+    def leverage(self, A_diag: np.ndarray) -> np.ndarray:
+        """:math:`[M A^{-1} M^\\top]_{ii} = m_i^2 / A_{g_i g_i}`."""
+        return self.m ** 2 / A_diag[self.group]
+
+
+@dataclass
+class SparseM:
+    """:math:`M = Z\\Lambda_\\theta` in general (crossed, nested or correlated terms): a sparse matrix."""
+
+    M: sp.csc_matrix
+
+    @property
+    def q(self) -> int:
+        return self.M.shape[1]
+
+    def __matmul__(self, b: np.ndarray) -> np.ndarray:
+        return self.M @ b
+
+    def t_dot(self, r: np.ndarray) -> np.ndarray:
+        return self.M.T @ r
+
+    def weighted_crossprod(self, D: np.ndarray) -> sp.csc_matrix:
+        return (self.M.T.multiply(D) @ self.M).tocsc()
+
+    def weighted_cross(self, D: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.M.T @ (D[:, None] * X))
+
+    def leverage(self, solve_A) -> np.ndarray:
+        Mt = self.M.T.toarray()
+        return np.sum(Mt * solve_A(Mt), axis=0)
+
+
+def re_matrix(design: Design, theta: np.ndarray):
+    """M for the design at theta: the scalar fast path when each row of Z has one entry."""
+    if design.z_is_diagonal:
+        group, z = design.z_columns
+        lam = np.zeros(design.q)
+        lam[design.lambda_rows] = np.asarray(theta)[design.lambda_theta]
+        return ScalarM(group, z * lam[group], design.q)
+    return SparseM((design.Z @ design.Lambda(theta)).tocsc())
+
+
+@dataclass
 class HessianFactor:
     """Factorisation of :math:`H_v = \\begin{pmatrix} C & B^\\top \\\\ B & A\\end{pmatrix}` by its Schur complement.
 
@@ -87,16 +157,15 @@ class HessianFactor:
     logdet: float
 
     @classmethod
-    def of(cls, X: np.ndarray, M: sp.csc_matrix, D: np.ndarray, diagonal: bool) -> "HessianFactor":
-        MtD = M.T.multiply(D).tocsr() if M.shape[1] else sp.csr_matrix((0, len(D)))
-        B = np.asarray(MtD @ X)
-        if diagonal:
-            A_diag = np.asarray(MtD.multiply(M.T).sum(axis=1)).ravel() + 1.0
-            if np.any(A_diag <= 0):
+    def of(cls, X: np.ndarray, M, D: np.ndarray) -> "HessianFactor":
+        B = M.weighted_cross(D, X)
+        if isinstance(M, ScalarM):
+            A_diag = M.weighted_crossprod(D) + 1.0
+            if not np.all(A_diag > 0):
                 raise NotPositiveDefinite("M'DM + I has a non-positive diagonal")
             A_lu, logdet_A, AinvB = None, np.sum(np.log(A_diag)), B / A_diag[:, None]
         else:
-            A_diag, A_lu, logdet_A = None, *_sparse_cholesky_like(MtD @ M + sp.identity(M.shape[1]))
+            A_diag, A_lu, logdet_A = None, *_sparse_cholesky_like(M.weighted_crossprod(D) + sp.identity(M.q))
             AinvB = A_lu.solve(B) if B.size else B
         C = X.T @ (D[:, None] * X)
         S = C - B.T @ AinvB
@@ -148,7 +217,7 @@ class InnerProblem:
 
     design: Design
     X_in: np.ndarray
-    M: sp.csc_matrix
+    M: ScalarM | SparseM
     eta_fixed: np.ndarray
     phi: float
     reml: bool
@@ -156,7 +225,7 @@ class InnerProblem:
 
     @classmethod
     def build(cls, design: Design, beta, theta, phi, reml: bool) -> "InnerProblem":
-        M = (design.Z @ design.Lambda(theta)).tocsc() if design.q else design.Z
+        M = re_matrix(design, theta) if design.q else SparseM(design.Z)
         if reml:
             return cls(design, design.X, M, design.offset.copy(), phi, True)
         return cls(design, design.X[:, :0], M, design.X @ beta + design.offset, phi, False)
@@ -177,9 +246,9 @@ class InnerProblem:
         """Newton direction H^{-1} grad f. Where -d2ell/deta2 < 0 (possible far from the mode with a
         non-canonical link) a small positive curvature is used, so the step still climbs."""
         D = np.maximum(response.D, 1e-10)
-        factor = HessianFactor.of(self.X_in, self.M, D, self.design.z_is_diagonal)
+        factor = HessianFactor.of(self.X_in, self.M, D)
         g_beta = self.X_in.T @ response.gradient
-        g_b = self.M.T @ response.gradient - v[self.p_in:]
+        g_b = self.M.t_dot(response.gradient) - v[self.p_in:]
         d_beta, d_b = factor.solve(g_beta, g_b)
         return np.concatenate([d_beta, d_b])
 
@@ -247,7 +316,7 @@ def laplace_loglik(design: Design, beta, theta, phi, reml: bool, v0=None) -> Lap
         response = Eta.at(design, problem.eta(v0), phi)
         return LaplaceResult(float(np.sum(response.loglik)), v0, response, None, problem)
     v, response = conditional_modes(problem, v0)
-    factor = HessianFactor.of(problem.X_in, problem.M, response.D, design.z_is_diagonal)
+    factor = HessianFactor.of(problem.X_in, problem.M, response.D)
     loglik = problem.objective(v, response) - 0.5 * factor.logdet + 0.5 * problem.p_in * np.log(2 * np.pi)
     return LaplaceResult(loglik, v, response, factor, problem)
 
@@ -268,8 +337,7 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
     laplace = laplace_loglik(design, beta, theta, phi, reml=False, v0=v0)
     problem, b_hat, h = laplace.problem, laplace.b, laplace.factor.A_diag
     x, w = roots_hermite(nagq)
-    group = design.Z.tocsr().indices                     # one non-zero per row: its column is the group
-    m = np.asarray(problem.M.sum(axis=1)).ravel()        # the row's entry of M = Z Lambda
+    group, m = problem.M.group, problem.M.m              # row i: entry m_i of M = Z Lambda in column group_i
     shift = np.sqrt(2.0 / h)[:, None] * x[None, :]      # (groups, nodes)
     b_nodes = b_hat[:, None] + shift
     eta = laplace.response.eta[:, None] + m[:, None] * shift[group]
@@ -299,19 +367,12 @@ def score_beta(result: LaplaceResult) -> np.ndarray:
     if design.q == 0:
         return score
     M, factor = problem.M, result.factor
-    a = _dD_deta(design, response.eta, problem.phi) * _leverage(M, factor)
-    c = a - response.D * (M @ factor.solve_A(M.T @ a))
+    leverage = M.leverage(factor.A_diag if factor.A_diag is not None else factor.solve_A)
+    a = _dD_deta(design, response.eta, problem.phi) * leverage
+    c = a - response.D * (M @ factor.solve_A(M.t_dot(a)))
     return score - 0.5 * design.X.T @ c
 
 
 def _dD_deta(design: Design, eta: np.ndarray, phi: float) -> np.ndarray:
     delta = 1e-4 * (1.0 + np.abs(eta))
     return (Eta.at(design, eta + delta, phi).D - Eta.at(design, eta - delta, phi).D) / (2 * delta)
-
-
-def _leverage(M: sp.csc_matrix, factor: HessianFactor) -> np.ndarray:
-    """:math:`h_i = [M A^{-1} M^\\top]_{ii}`."""
-    if factor.A_diag is not None:
-        return np.asarray(M.multiply(M) @ (1.0 / factor.A_diag)).ravel()
-    Mt = M.T.toarray()
-    return np.sum(Mt * factor.solve_A(Mt), axis=0)
