@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
+from threadpoolctl import threadpool_limits
 
 from . import families
 from .design import Design, build
@@ -124,6 +125,11 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
     -------
     GlmmFit
     """
+    with threadpool_limits(limits=1, user_api="blas"):   # small dense algebra: threads only cost time
+        return _glmm(formula, data, family, reml, nagq, weights, start, verbose)
+
+
+def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
     from .results import GlmmFit
 
     family = families.get(family)

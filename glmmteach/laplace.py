@@ -126,9 +126,6 @@ class SparseM:
     def weighted_cross(self, D: np.ndarray, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.M.T @ (D[:, None] * X))
 
-    def leverage(self, solve_A) -> np.ndarray:
-        Mt = self.M.T.toarray()
-        return np.sum(Mt * solve_A(Mt), axis=0)
 
 
 def re_matrix(design: Design, theta: np.ndarray):
@@ -142,33 +139,99 @@ def re_matrix(design: Design, theta: np.ndarray):
 
 
 @dataclass
+class DiagonalA:
+    """:math:`A = M^\\top D M + I` for one scalar term: a diagonal, stored as a vector."""
+
+    diagonal: np.ndarray
+
+    def __post_init__(self):
+        if not np.all(self.diagonal > 0):
+            raise NotPositiveDefinite("M'DM + I has a non-positive diagonal")
+        self.logdet = float(np.sum(np.log(self.diagonal)))
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return rhs / (self.diagonal if rhs.ndim == 1 else self.diagonal[:, None])
+
+    def leverage(self, M) -> np.ndarray:
+        return M.leverage(self.diagonal)
+
+
+@dataclass
+class DenseA:
+    """:math:`A` by a dense Cholesky factorisation :math:`A = LL^\\top` (a few thousand random effects at most)."""
+
+    A: np.ndarray
+
+    def __post_init__(self):
+        try:
+            self.cholesky = cho_factor(self.A, lower=True)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("M'DM + I is not positive definite") from None
+        self.logdet = 2.0 * float(np.sum(np.log(np.diag(self.cholesky[0]))))
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return cho_solve(self.cholesky, rhs) if rhs.size else rhs
+
+    def leverage(self, M) -> np.ndarray:
+        """:math:`h_i = [M A^{-1} M^\\top]_{ii}`, from the dense :math:`A^{-1}`."""
+        A_inverse = cho_solve(self.cholesky, np.eye(len(self.A)))
+        return np.asarray(M.M.multiply(M.M @ A_inverse).sum(axis=1)).ravel()
+
+
+@dataclass
+class SparseA:
+    """:math:`A` by a sparse LU with symmetric pivoting only, so that diag(U) are the pivots of an
+    LDL' factorisation: all positive exactly when A is positive definite, and log|A| = sum log diag(U)."""
+
+    A: sp.spmatrix
+
+    def __post_init__(self):
+        self.lu = splu(sp.csc_matrix(self.A), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                       options={"SymmetricMode": True})
+        pivots = self.lu.U.diagonal()
+        if np.any(pivots <= 0):
+            raise NotPositiveDefinite("M'DM + I is not positive definite")
+        self.logdet = float(np.sum(np.log(pivots)))
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return self.lu.solve(rhs) if rhs.size else rhs
+
+    def leverage(self, M) -> np.ndarray:
+        Mt = M.M.T.toarray()
+        return np.sum(Mt * self.solve(Mt), axis=0)
+
+
+#: Above this many random effects, A is factorised as a sparse matrix instead of a dense one.
+DENSE_LIMIT = 3000
+
+
+def factor_A(M, D: np.ndarray):
+    """Factorise :math:`A = M^\\top D M + I` in the cheapest form its structure allows."""
+    if isinstance(M, ScalarM):
+        return DiagonalA(M.weighted_crossprod(D) + 1.0)
+    A = M.weighted_crossprod(D) + sp.identity(M.q)
+    return DenseA(A.toarray()) if M.q <= DENSE_LIMIT else SparseA(A)
+
+
+@dataclass
 class HessianFactor:
     """Factorisation of :math:`H_v = \\begin{pmatrix} C & B^\\top \\\\ B & A\\end{pmatrix}` by its Schur complement.
 
-    :math:`A = M^\\top D M + I` (diagonal when each row of Z has one non-zero, sparse otherwise),
+    :math:`A = M^\\top D M + I` (diagonal for one scalar term, else dense or sparse),
     :math:`B = M^\\top D X`, :math:`C = X^\\top D X`, :math:`S = C - B^\\top A^{-1} B`, and
     :math:`\\log|H_v| = \\log|A| + \\log|S|`. With no integrated beta (ML), :math:`H_v = A`.
     """
 
-    A_diag: np.ndarray | None
-    A_lu: object
+    A: DiagonalA | DenseA | SparseA
     B: np.ndarray
     S_chol: tuple | None
     logdet: float
 
     @classmethod
     def of(cls, X: np.ndarray, M, D: np.ndarray) -> "HessianFactor":
+        A = factor_A(M, D)
         B = M.weighted_cross(D, X)
-        if isinstance(M, ScalarM):
-            A_diag = M.weighted_crossprod(D) + 1.0
-            if not np.all(A_diag > 0):
-                raise NotPositiveDefinite("M'DM + I has a non-positive diagonal")
-            A_lu, logdet_A, AinvB = None, np.sum(np.log(A_diag)), B / A_diag[:, None]
-        else:
-            A_diag, A_lu, logdet_A = None, *_sparse_cholesky_like(M.weighted_crossprod(D) + sp.identity(M.q))
-            AinvB = A_lu.solve(B) if B.size else B
-        C = X.T @ (D[:, None] * X)
-        S = C - B.T @ AinvB
+        S = X.T @ (D[:, None] * X) - B.T @ A.solve(B)
         S_chol, logdet_S = None, 0.0
         if S.size:
             try:
@@ -176,35 +239,22 @@ class HessianFactor:
             except np.linalg.LinAlgError:
                 raise NotPositiveDefinite("the fixed-effects block of the Hessian is not positive definite") from None
             logdet_S = 2.0 * np.sum(np.log(np.diag(S_chol[0])))
-        return cls(A_diag, A_lu, B, S_chol, logdet_A + logdet_S)
+        return cls(A, B, S_chol, A.logdet + logdet_S)
 
     def solve_A(self, rhs: np.ndarray) -> np.ndarray:
-        if self.A_diag is not None:
-            return rhs / (self.A_diag if rhs.ndim == 1 else self.A_diag[:, None])
-        return self.A_lu.solve(rhs) if rhs.size else rhs
+        return self.A.solve(rhs)
 
     def solve(self, g_beta: np.ndarray, g_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve :math:`H_v (\\delta_\\beta, \\delta_b) = (g_\\beta, g_b)` by block elimination."""
-        Ainv_gb = self.solve_A(g_b)
+        Ainv_gb = self.A.solve(g_b)
         if self.S_chol is None:
             return np.zeros(0), Ainv_gb
         delta_beta = cho_solve(self.S_chol, g_beta - self.B.T @ Ainv_gb)
-        return delta_beta, Ainv_gb - self.solve_A(self.B @ delta_beta)
+        return delta_beta, Ainv_gb - self.A.solve(self.B @ delta_beta)
 
     def inverse_beta_block(self) -> np.ndarray:
         """:math:`[H_v^{-1}]_{\\beta\\beta} = S^{-1}`."""
         return cho_solve(self.S_chol, np.eye(len(self.S_chol[0])))
-
-
-def _sparse_cholesky_like(A: sp.spmatrix):
-    """LU of a symmetric matrix with symmetric pivoting only, so that diag(U) are the pivots of an
-    LDL' factorisation: all positive exactly when A is positive definite, and log|A| = sum log diag(U)."""
-    lu = splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-              options={"SymmetricMode": True})
-    pivots = lu.U.diagonal()
-    if np.any(pivots <= 0):
-        raise NotPositiveDefinite("M'DM + I is not positive definite")
-    return lu, np.sum(np.log(pivots))
 
 
 @dataclass
@@ -335,7 +385,7 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
     With one node this is the Laplace approximation.
     """
     laplace = laplace_loglik(design, beta, theta, phi, reml=False, v0=v0)
-    problem, b_hat, h = laplace.problem, laplace.b, laplace.factor.A_diag
+    problem, b_hat, h = laplace.problem, laplace.b, laplace.factor.A.diagonal
     x, w = roots_hermite(nagq)
     group, m = problem.M.group, problem.M.m              # row i: entry m_i of M = Z Lambda in column group_i
     shift = np.sqrt(2.0 / h)[:, None] * x[None, :]      # (groups, nodes)
@@ -367,7 +417,7 @@ def score_beta(result: LaplaceResult) -> np.ndarray:
     if design.q == 0:
         return score
     M, factor = problem.M, result.factor
-    leverage = M.leverage(factor.A_diag if factor.A_diag is not None else factor.solve_A)
+    leverage = factor.A.leverage(M)
     a = _dD_deta(design, response.eta, problem.phi) * leverage
     c = a - response.D * (M @ factor.solve_A(M.t_dot(a)))
     return score - 0.5 * design.X.T @ c
