@@ -14,6 +14,8 @@ levels, ``Z`` has ``L*k`` columns ordered level by level, and :math:`\\Lambda_\\
 from __future__ import annotations
 
 import ast
+import difflib
+import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,10 +26,10 @@ import scipy.sparse as sp
 from formulaic import model_matrix
 
 from . import families
-from .formula import Formula, FormulaError, RandomTerm, parse, r_name
+from .formula import Formula, FormulaError, RandomTerm, _to_formulaic, parse, r_name
 
 _SAFE_FUNCTIONS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
-                   "sqrt": np.sqrt, "abs": np.abs, "I": lambda x: x}
+                   "sqrt": np.sqrt, "abs": np.abs, "I": lambda x: x, "np": np}
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Design:
     lambda_rows: np.ndarray = field(repr=False, default=None)
     lambda_cols: np.ndarray = field(repr=False, default=None)
     lambda_theta: np.ndarray = field(repr=False, default=None)
+    #: levels of every text/categorical column the fixed part uses, to check ``newdata`` against
+    factor_levels: dict = field(repr=False, default_factory=dict)
 
     @property
     def nobs(self) -> int:
@@ -97,6 +101,17 @@ class Design:
         Z = self.Z.tocsr()
         return Z.indices.copy(), Z.data.copy()
 
+    @cached_property
+    def z_dlambda(self) -> list[sp.csc_matrix]:
+        """:math:`Z\\,\\partial\\Lambda_\\theta/\\partial\\theta_k` for each k (constant: Lambda is linear in theta)."""
+        out = []
+        for k in range(self.n_theta):
+            mask = self.lambda_theta == k
+            E = sp.csc_matrix((np.ones(mask.sum()), (self.lambda_rows[mask], self.lambda_cols[mask])),
+                              shape=(self.q, self.q))
+            out.append((self.Z @ E).tocsc())
+        return out
+
     def theta_names(self) -> list[str]:
         names = []
         for term in self.terms:
@@ -113,6 +128,59 @@ class Design:
         """The relative covariance factor: block diagonal, template T repeated for each level."""
         return sp.csc_matrix((np.asarray(theta)[self.lambda_theta], (self.lambda_rows, self.lambda_cols)),
                              shape=(self.q, self.q))
+
+    # --- new data (predict) ------------------------------------------------------
+    def check_newdata(self, newdata, population: bool = False) -> pd.DataFrame:
+        """``newdata`` must be a DataFrame with every column the model's predictors use (the grouping
+        columns only when ``population`` is False); its text/categorical columns may only hold levels
+        seen in fitting (the grouping columns may hold new levels: they get the population level)."""
+        if not isinstance(newdata, pd.DataFrame):
+            raise TypeError(f"newdata must be a pandas DataFrame; got {type(newdata).__name__}")
+        if population:
+            needed = Formula("", "1", self.formula.fixed, self.formula.offsets, ()).variables()
+        else:
+            response = set(Formula("", self.formula.response, "1", (), ()).variables())
+            needed = [v for v in self.formula.variables() if v not in response]
+        missing = [v for v in needed if v not in newdata.columns]
+        if missing:
+            raise ValueError(f"newdata has no column {missing[0]!r}, which the model uses; "
+                             f"it needs the columns: {', '.join(needed)}")
+        for name, levels in self.factor_levels.items():
+            values = newdata[name].dropna()
+            unseen = sorted({str(v) for v in values.unique()} - set(map(str, levels)))
+            if unseen:
+                raise ValueError(f"newdata column {name!r} has the level {unseen[0]!r}, which was not in the "
+                                 f"data of the fit; allowed levels: {', '.join(map(str, levels))}")
+        return newdata
+
+    def new_X(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The fixed-effects matrix for ``newdata`` (same columns as ``X``); a row with a missing value
+        in a column it uses is all NaN (R's predict gives NA there)."""
+        return _rows_with_missing_as_nan(newdata, self._fixed_columns(),
+                                         lambda rows: np.asarray(self.fixed_spec.get_model_matrix(rows), float),
+                                         len(self.x_names))
+
+    def new_offset(self, newdata: pd.DataFrame) -> np.ndarray:
+        return sum((np.asarray(_evaluate(o, newdata), float) for o in self.formula.offsets),
+                   np.zeros(len(newdata)))
+
+    def new_Z(self, newdata: pd.DataFrame) -> sp.csr_matrix:
+        """Z for ``newdata``, with the columns of ``Z``; a level of a grouping factor not seen in fitting
+        gets a row of zeros, that is the population level (as glmmTMB's predict with allow.new.levels)."""
+        blocks = []
+        for term in self.terms:
+            labels = _group_labels(term.group, newdata)
+            codes = pd.Index(term.levels).get_indexer(labels)
+            values = np.asarray(term.spec.get_model_matrix(newdata), float)
+            known = np.flatnonzero(codes >= 0)
+            rows = np.repeat(known, term.k)
+            cols = (codes[known, None] * term.k + np.arange(term.k)[None, :]).ravel()
+            blocks.append(sp.csr_matrix((values[known].ravel(), (rows, cols)),
+                                        shape=(len(newdata), len(term.levels) * term.k)))
+        return sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((len(newdata), 0))
+
+    def _fixed_columns(self) -> list[str]:
+        return [v for v in Formula("", "1", self.formula.fixed, (), ()).variables() if v != "1"]
 
     def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
         """Sigma = T T' for each term."""
@@ -132,13 +200,16 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
     parsed = formula if isinstance(formula, Formula) else parse(formula)
     data = _complete_cases(parsed, _check_data(data), weights)
     weights = data.pop("(weights)").to_numpy(float) if "(weights)" in data else np.ones(len(data))
-    X, x_names, fixed_spec = _fixed_matrix(parsed.fixed, data)
-    offset = sum((np.asarray(_evaluate(o, data), float) for o in parsed.offsets), np.zeros(len(data)))
-    _check_finite(offset, "offset(...)")
     y, n, weights = _response(parsed.response, data, family, weights)
+    X, x_names, fixed_spec = _fixed_matrix(parsed.fixed, data)
+    offset = np.zeros(len(data))
+    for expr in parsed.offsets:
+        values = np.broadcast_to(np.asarray(_evaluate(expr, data), float), offset.shape)
+        _check_finite_result(values, f"offset({expr})", data)
+        offset = offset + values
     Z, terms = _random_matrix(parsed.random, data)
     design = Design(parsed, family, y, n, X, x_names, Z, offset, weights, terms, parsed.response,
-                    fixed_spec)
+                    fixed_spec, factor_levels=_factor_levels(parsed.fixed, data))
     _index_lambda(design)
     return design
 
@@ -146,72 +217,150 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
 def _check_data(data) -> pd.DataFrame:
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame; got {type(data).__name__}. "
-                        "Load one with gt.datasets.load(...) or pandas.read_csv(...).")
+                        "Load one with gt.datasets.load(...) or pandas.read_csv(...), or convert it "
+                        "with pandas.DataFrame(...).")
     if len(data) == 0:
-        raise ValueError("data has no rows; a model needs at least one observation")
+        raise ValueError("data has no rows (0 observations); a model needs at least one row of data")
     return data
 
 
+def _where(parsed: Formula, name: str) -> str:
+    """Which part of the formula uses ``name``, for error messages."""
+    uses = lambda piece: Formula("", piece, "1", (), ()).variables()    # noqa: E731
+    if name in uses(parsed.response):
+        return "in the response"
+    for term in parsed.random:
+        if name in term.group.split(":"):
+            return f"as the grouping factor of ({term.expr} | {term.group})"
+        if name in uses(term.expr):
+            return f"in the random-effect term ({term.expr} | {term.group})"
+    for expr in parsed.offsets:
+        if name in uses(expr):
+            return f"in offset({expr})"
+    return "in the fixed effects"
+
+
+def _unknown_column(name: str, where: str, formula_text: str, data: pd.DataFrame) -> ValueError:
+    close = difflib.get_close_matches(name, [str(c) for c in data.columns], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"unknown column {name!r} {where} of the formula {formula_text!r}; the data has the "
+                      f"columns: {', '.join(map(str, data.columns))}.{hint}")
+
+
 def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFrame:
-    """Keep the columns the formula uses; drop incomplete rows as R's na.omit does, with a warning."""
-    missing = [v for v in parsed.variables() if v not in data.columns]
-    if missing:
-        raise ValueError(f"unknown column {missing[0]!r} in the formula {parsed.text!r}; "
-                         f"the data has columns: {', '.join(map(str, data.columns))}")
+    """Keep the columns the formula uses; drop incomplete rows as R's na.omit does, with a warning.
+    The index of ``data`` is kept, so that messages name the rows as the user sees them."""
+    for name in parsed.variables():
+        if name not in data.columns:
+            raise _unknown_column(name, _where(parsed, name), parsed.text, data)
     used = data[parsed.variables()].copy()
     if weights is not None:
         used["(weights)"] = _weights_column(weights, data)
     incomplete = used.isna().any(axis=1).to_numpy()
     if incomplete.any():
+        counts = used.isna().sum()
+        where = ", ".join(f"{name if name != '(weights)' else 'weights'}: {count}"
+                          for name, count in counts[counts > 0].items())
         warnings.warn(f"{incomplete.sum()} of {len(used)} rows had missing values and were dropped "
-                      "(as R's na.omit)", stacklevel=4)
+                      f"(as R's na.omit); missing values by column: {where}", UserWarning, stacklevel=4)
         used = used.loc[~incomplete]
         if len(used) == 0:
-            raise ValueError("no complete rows are left after dropping missing values")
+            raise ValueError(f"no complete rows are left after dropping missing values (missing values by "
+                             f"column: {where})")
     for name in used.columns:
-        if pd.api.types.is_numeric_dtype(used[name]) and not pd.api.types.is_bool_dtype(used[name]):
-            _check_finite(used[name].to_numpy(float), name)
-    return used.reset_index(drop=True)
+        column = used[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            values = column.to_numpy(float)
+            if np.isinf(values).any():
+                row = used.index[int(np.argmax(np.isinf(values)))]
+                what = "the weights" if name == "(weights)" else f"column {name!r}"
+                raise ValueError(f"{what} has an infinite value ({column[row]}) in row {row}; the values a "
+                                 "model uses must be finite numbers (drop or correct that row)")
+        elif isinstance(column.dtype, pd.CategoricalDtype):
+            used[name] = column.cat.remove_unused_categories()   # as R's drop.unused.levels
+    for name in _factor_columns(parsed):
+        if name in used and _is_whole_float(used[name]):
+            used[name] = used[name].astype("int64")      # factor(day) with day 82.0: level "82", as R
+    return used
+
+
+def _is_whole_float(column: pd.Series) -> bool:
+    return pd.api.types.is_float_dtype(column) and bool(np.all(column.to_numpy() == np.round(column.to_numpy())))
+
+
+def _factor_columns(parsed: Formula) -> set:
+    """Columns that the formula uses as factors: inside factor() / C(), and grouping columns."""
+    names = set(re.findall(r"(?<![\w.])C\(\s*([A-Za-z_][\w.]*)\s*\)",
+                           " ".join([parsed.fixed, *(_to_formulaic(t.expr) for t in parsed.random)])))
+    return names | {name for t in parsed.random for name in t.group.split(":")}
 
 
 def _weights_column(weights, data: pd.DataFrame) -> np.ndarray:
+    name = "weights"
     if isinstance(weights, str):
         if weights not in data.columns:
-            raise ValueError(f"unknown weights column {weights!r}; the data has: {', '.join(data.columns)}")
-        weights = data[weights]
-    weights = np.asarray(weights, dtype=float)
+            close = difflib.get_close_matches(weights, [str(c) for c in data.columns], n=1)
+            raise ValueError(f"unknown weights column {weights!r}; weights= must be a column of the data "
+                             f"(the data has the columns: {', '.join(map(str, data.columns))}) or one number "
+                             f"per row." + (f" Did you mean {close[0]!r}?" if close else ""))
+        name, weights = f"weights column {weights!r}", data[weights]
+    if isinstance(weights, pd.Series) and not (pd.api.types.is_numeric_dtype(weights)
+                                               and not pd.api.types.is_bool_dtype(weights)):
+        raise ValueError(f"the {name} is text or categorical; weights must be numbers (for a binomial "
+                         "proportion: the number of trials of each row)")
+    try:
+        weights = np.asarray(weights, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"the {name} must be numbers, one per row of the data (for a binomial proportion: "
+                         "the number of trials of each row)") from None
     if weights.shape != (len(data),):
-        raise ValueError(f"weights must have one value per row ({len(data)}); got shape {weights.shape}")
-    if np.any(weights[np.isfinite(weights)] < 0):
-        raise ValueError("weights must be >= 0")
+        raise ValueError(f"the {name} must have one value per row of the data ({len(data)} rows); got "
+                         f"{weights.size} value(s) of shape {weights.shape}")
+    negative = weights < 0
+    if negative.any():
+        row = data.index[int(np.argmax(negative))]
+        raise ValueError(f"the {name} must be >= 0; found {weights[np.argmax(negative)]:g} in row {row}")
     return weights
 
 
-def _check_finite(values: np.ndarray, name: str) -> None:
-    bad = np.isinf(values)
+def _check_finite_result(values: np.ndarray, name: str, data: pd.DataFrame, what: str = "") -> None:
+    """A transformation that gives -inf/inf/NaN (log(0), sqrt(-1), ...) must not reach the fit."""
+    bad = ~np.isfinite(values)
     if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(f"column {name!r} has an infinite value ({values[row]}) in row {row}; "
-                         "covariates must be finite numbers")
+        position = int(np.argmax(bad))
+        raise ValueError(f"{what or repr(name)} is not finite ({values[position]}) in row {data.index[position]}; "
+                         f"a transformation such as log() or sqrt() was given a value outside its domain "
+                         f"(log of a value <= 0, sqrt of a negative value, ...). Transform differently or "
+                         f"drop those rows.")
 
 
 def _evaluate(expr: str, data: pd.DataFrame):
-    """Evaluate an arithmetic expression of columns, such as ``n - germ`` or ``log(wt)``."""
+    """Evaluate an arithmetic expression of columns, such as ``n - germ`` or ``log(wt)``.
+    ``^`` is R's power, as in ``y^2``."""
     try:
-        tree = ast.parse(expr, mode="eval")
+        tree = ast.parse(expr.replace("^", "**"), mode="eval")
     except SyntaxError as error:
         raise FormulaError(f"cannot read the expression {expr!r}: {error.msg}") from None
-    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} - calls
+    not_here = calls - set(_SAFE_FUNCTIONS)
+    if not_here:
+        raise FormulaError(f"{sorted(not_here)[0]}() cannot be used in {expr!r} (a response or an offset); "
+                           f"the functions allowed there are: "
+                           f"{', '.join(f for f in _SAFE_FUNCTIONS if f != 'np')} and numpy's np.*")
     unknown = names - set(data.columns) - set(_SAFE_FUNCTIONS)
     if unknown:
         raise ValueError(f"unknown column {sorted(unknown)[0]!r} in {expr!r}; "
-                         f"the data has columns: {', '.join(map(str, data.columns))}")
+                         f"the data has the columns: {', '.join(map(str, data.columns))}")
     namespace = {name: data[name].to_numpy() for name in names & set(data.columns)}
     for name, column in namespace.items():
         if not pd.api.types.is_numeric_dtype(column):
             raise ValueError(f"column {name!r} is text or categorical; {expr!r} needs numbers")
-    with np.errstate(all="ignore"):
-        return eval(compile(tree, expr, "eval"), {"__builtins__": {}, **_SAFE_FUNCTIONS}, namespace)
+    try:
+        with np.errstate(all="ignore"):
+            return eval(compile(tree, expr, "eval"), {"__builtins__": {}, **_SAFE_FUNCTIONS}, namespace)
+    except Exception as error:     # noqa: BLE001 - report it in the formula's terms
+        raise FormulaError(f"cannot evaluate {expr!r}: {error}") from None
 
 
 def _response(expr: str, data: pd.DataFrame, family: families.Family, weights: np.ndarray):
@@ -220,18 +369,32 @@ def _response(expr: str, data: pd.DataFrame, family: families.Family, weights: n
     cbind = _cbind_arguments(expr)
     if cbind is not None:
         if family.name != "binomial":
-            raise ValueError(f"cbind(successes, failures) is for the binomial family, not {family.name}")
-        successes, failures = (np.asarray(_evaluate(e, data), float) for e in cbind)
+            raise ValueError(f"the response {expr!r}: cbind(successes, failures) is for the binomial family, "
+                             f"not {family.name}; choose family='binomial' or a single response column")
+        successes, failures = (np.broadcast_to(np.asarray(_evaluate(e, data), float), (len(data),))
+                               for e in cbind)
+        for part, values in zip(cbind, (successes, failures)):
+            _check_finite_result(values, part, data, what=f"the response {expr!r}: {part}")
+        negative = failures < 0
+        if negative.any():
+            row = int(np.argmax(negative))
+            raise ValueError(f"the response {expr!r} has more successes than trials in row {data.index[row]}: "
+                             f"the failures {cbind[1]!r} = {failures[row]:g} must be >= 0 (cbind(successes, "
+                             f"failures) needs failures = trials - successes, 0 or more)")
         y, n = successes, successes + failures
         family.check_response(y, n, name=expr)
         return y, n, weights
-    if expr in data.columns and not pd.api.types.is_numeric_dtype(data[expr]):
-        raise ValueError(f"the response {expr!r} is text or categorical; it must be numeric "
-                         f"(for binomial use 0/1, a proportion with weights=, or cbind(successes, failures))")
-    y = np.asarray(_evaluate(expr, data), dtype=float)
+    text = [name for name in Formula("", expr, "1", (), ()).variables()
+            if name in data.columns and not pd.api.types.is_numeric_dtype(data[name])]
+    if text:
+        raise ValueError(f"the response {expr!r} uses the text or categorical column {text[0]!r}; the response "
+                         f"must be numeric (for the binomial family: 0/1, a proportion with weights= the "
+                         f"trials, or cbind(successes, failures))")
+    y = np.broadcast_to(np.asarray(_evaluate(expr, data), dtype=float), (len(data),)).copy()
     if np.any(~np.isfinite(y)):
         row = int(np.argmax(~np.isfinite(y)))
-        raise ValueError(f"the response {expr!r} is not finite in row {row} (value {y[row]})")
+        raise ValueError(f"the response {expr!r} is not finite in row {data.index[row]} (value {y[row]}); "
+                         f"a transformation such as log() or sqrt() was given a value outside its domain")
     if family.name == "binomial":
         n = weights.copy()
         y = y * n
@@ -245,22 +408,96 @@ def _cbind_arguments(expr: str):
     if not expr.startswith("cbind(") or not expr.endswith(")"):
         return None
     try:
-        call = ast.parse(expr, mode="eval").body
+        call = ast.parse(expr.replace("^", "**"), mode="eval").body
     except SyntaxError as error:
         raise FormulaError(f"cannot read the response {expr!r}: {error.msg}") from None
-    if len(call.args) != 2:
+    if len(call.args) != 2 or call.keywords:
         raise FormulaError(f"cbind() takes two columns, successes and failures; got {expr!r}")
     return [ast.unparse(a) for a in call.args]
 
 
-def _fixed_matrix(fixed: str, data: pd.DataFrame):
-    """X with treatment contrasts and R's column names; formulaic does the expansion."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
+
+
+def _model_matrix(expr: str, data: pd.DataFrame, part: str):
+    """formulaic's model matrix of ``expr``; its errors re-worded, non-finite values reported by column."""
+    _check_numeric_arguments(expr, data, part)
     try:
-        X = model_matrix(fixed, data, na_action="raise")
-    except Exception as error:  # formulaic's own error types differ between versions
-        raise FormulaError(f"cannot build the fixed-effects part {fixed!r}: {error}") from None
-    names = [r_name(c) for c in X.columns]
-    return np.asarray(X, dtype=float), names, X.model_spec
+        matrix = model_matrix(expr, data, na_action="ignore")
+    except Exception as error:  # noqa: BLE001 - formulaic's own error types differ between versions
+        message = _ANSI.sub("", str(error)).strip()
+        raise FormulaError(f"cannot build {part} {expr!r} from the data: {message}") from None
+    values = np.asarray(matrix, dtype=float)
+    names = [r_name(c) for c in matrix.columns]
+    for j, name in enumerate(names):
+        _check_finite_result(values[:, j], name, data, what=f"the column {name!r} of {part}")
+    return values, names, matrix.model_spec.update(na_action="raise")
+
+
+def _check_numeric_arguments(expr: str, data: pd.DataFrame, part: str) -> None:
+    """``log(gen)`` or ``I(gen^2)`` on a text column: say so, instead of a numpy error."""
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_][\w.]*)\s*\(", expr):
+        function = match.group(1)
+        if function == "C":
+            continue
+        depth, end = 1, match.end()
+        while end < len(expr) and depth:
+            depth += {"(": 1, ")": -1}.get(expr[end], 0)
+            end += 1
+        inside = expr[match.end():end - 1]
+        for name in Formula("", inside, "1", (), ()).variables():
+            if name in data.columns and not pd.api.types.is_numeric_dtype(data[name]):
+                shown = f"{function}({inside})".replace("**", "^")
+                raise ValueError(f"column {name!r} is text or categorical, but {shown} in {part} "
+                                 f"needs numbers; use {name!r} on its own as a factor, or a numeric column")
+
+
+def _fixed_matrix(fixed: str, data: pd.DataFrame):
+    """X with treatment contrasts and R's column names; formulaic does the expansion. The columns must
+    be linearly independent (R would report NA for an aliased one; we say which it is)."""
+    X, names, spec = _model_matrix(fixed, data, "the fixed effects")
+    _check_full_rank(X, names)
+    return X, names, spec
+
+
+def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
+    n, p = X.shape
+    if p == 0:
+        return
+    if n < p:
+        raise ValueError(f"the fixed effects have {p} coefficients ({', '.join(names)}) but the data has only "
+                         f"{n} complete rows; a model needs at least as many rows as coefficients")
+    R = np.linalg.qr(X, mode="r")
+    norms = np.linalg.norm(X, axis=0)
+    aliased = [j for j in range(p) if abs(R[j, j]) <= 1e-7 * max(norms[j], 1e-300) or norms[j] == 0]
+    if aliased:
+        j = aliased[0]
+        why = ("is zero in every row" if norms[j] == 0 else
+               "is a linear combination of the columns before it" if j else "is zero in every row")
+        raise ValueError(f"the fixed-effects column {names[j]!r} {why}, so its coefficient cannot be "
+                         f"estimated (R would report NA for it). The columns are: {', '.join(names)}. Remove "
+                         f"a term, or check the data: often a combination of factor levels has no rows.")
+
+
+def _factor_levels(fixed: str, data: pd.DataFrame) -> dict:
+    """Levels of each column the fixed part uses as a factor (text, categorical, or inside factor())."""
+    names = Formula("", "1", fixed, (), ()).variables()
+    wrapped = set(re.findall(r"(?<![\w.])C\(\s*([A-Za-z_][\w.]*)\s*\)", fixed))
+    levels = {}
+    for name in names:
+        if name in data.columns and (name in wrapped or not pd.api.types.is_numeric_dtype(data[name])):
+            if pd.api.types.is_bool_dtype(data[name]):
+                continue
+            levels[name] = _levels(data[name])
+    return levels
+
+
+def _rows_with_missing_as_nan(data: pd.DataFrame, columns: list[str], matrix, p: int) -> np.ndarray:
+    complete = ~data[columns].isna().any(axis=1).to_numpy() if columns else np.ones(len(data), bool)
+    out = np.full((len(data), p), np.nan)
+    if complete.any():
+        out[complete] = matrix(data.loc[complete])
+    return out
 
 
 def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame):
@@ -268,42 +505,64 @@ def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame):
     blocks, terms, start = [], [], 0
     for term in random:
         codes, levels = _grouping(term.group, data)
-        Xr = model_matrix(term.expr, data, na_action="raise")
-        names = [r_name(c) for c in Xr.columns]
-        values = np.asarray(Xr, dtype=float)
+        values, names, spec = _model_matrix(_to_formulaic(term.expr), data,
+                                            f"the random-effect term ({term.expr} | {term.group})")
         k, n = values.shape[1], len(data)
+        if k == 0:
+            raise FormulaError(f"the random-effect term ({term.expr} | {term.group}) has no columns; write "
+                               f"(1 | {term.group}) for a random intercept")
         rows = np.repeat(np.arange(n), k)
         cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
         blocks.append(sp.csc_matrix((values.ravel(), (rows, cols)), shape=(n, len(levels) * k)))
-        terms.append(ReTerm(term.group, names, levels, start, Xr.model_spec))
+        terms.append(ReTerm(term.group, names, levels, start, spec))
         start += len(levels) * k
     Z = sp.hstack(blocks, format="csc") if blocks else sp.csc_matrix((len(data), 0))
     return Z, terms
 
 
+def _label(column: pd.Series) -> np.ndarray:
+    """Text labels of a grouping column's values: a whole-number float 3.0 reads "3", as in R."""
+    if _is_whole_float(column.dropna()):
+        return np.array([str(int(v)) if v == v else "nan" for v in column.to_numpy()], dtype=object)
+    return column.astype(str).to_numpy(dtype=object)
+
+
+def _group_labels(group: str, data: pd.DataFrame) -> np.ndarray:
+    """Labels of the grouping factor ``group`` (a column or an interaction ``a:b``) in ``data``."""
+    columns = group.split(":")
+    labels = _label(data[columns[0]])
+    for name in columns[1:]:
+        labels = labels + ":" + _label(data[name])
+    return labels
+
+
 def _grouping(group: str, data: pd.DataFrame):
-    """Integer codes and level names of a grouping factor; ``a:b`` is the interaction of a and b."""
-    columns = [data[name] for name in group.split(":")]
-    labels = columns[0].astype(str).to_numpy(dtype=object)
-    for column in columns[1:]:
-        labels = labels + ":" + column.astype(str).to_numpy(dtype=object)
+    """Integer codes and level names of a grouping factor; ``a:b`` is the interaction of a and b,
+    with the levels that occur, ordered by a's levels then b's (as R's ``a:b``)."""
+    columns = group.split(":")
+    labels = _group_labels(group, data)
     if len(columns) == 1:
-        levels = _levels(columns[0])
+        levels = _levels(data[columns[0]])
     else:
-        levels = sorted(set(labels))
-    codes = pd.Categorical(labels, categories=levels).codes
+        parts = [pd.Index(_levels(data[name])).get_indexer(_label(data[name])) for name in columns]
+        order = sorted(set(zip(*parts)))
+        levels_of = [_levels(data[name]) for name in columns]
+        levels = [":".join(levels_of[i][c] for i, c in enumerate(combo)) for combo in order]
+    codes = pd.Index(levels).get_indexer(labels)
     if len(levels) < 2:
-        raise ValueError(f"the grouping factor {group!r} has only {len(levels)} level; a random effect "
-                         "needs at least two groups (use a fixed effect instead)")
+        raise ValueError(f"the grouping factor {group!r} has only {len(levels)} level "
+                         f"({', '.join(map(repr, levels))}); a random effect needs at least two groups "
+                         "(use a fixed effect instead, or drop the term)")
     return codes.astype(int), levels
 
 
 def _levels(column: pd.Series) -> list[str]:
-    """Levels as R's factor(): a categorical keeps its order, anything else is sorted."""
+    """Levels as R's factor(): a categorical keeps its order, anything else is sorted (numbers as numbers)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         present = set(column.astype(str))
         return [str(c) for c in column.cat.categories if str(c) in present]
-    return [str(v) for v in sorted(column.unique())]
+    values = pd.Series(column.dropna().unique())
+    return list(dict.fromkeys(_label(values.sort_values())))
 
 
 def _index_lambda(design: Design) -> None:

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from . import families
 from .design import Design, build
-from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score_beta
+from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score
 
 
 class ConvergenceWarning(UserWarning):
@@ -72,19 +72,24 @@ class Objective:
         return value
 
     def gradient(self, psi: np.ndarray) -> np.ndarray:
-        """Gradient of -log L: analytic for beta (Laplace ML), central differences for theta and phi."""
+        """Gradient of -log L: analytic for beta and theta (Laplace ML), central differences otherwise."""
         psi = np.asarray(psi, float)
-        p, bounds = self.p_outer, self.bounds()
+        p, t = self.p_outer, self.design.n_theta
         gradient = np.zeros_like(psi)
+        numerical = np.arange(len(psi))
         if p and self.nagq == 1:
             try:
-                gradient[:p] = -score_beta(self.laplace(psi))
+                result = self.laplace(psi)
+                d_beta, d_theta = score(result)
             except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
                 return np.zeros_like(psi)    # the value there is inf: the line search steps back
-            rest = np.arange(p, len(psi))
-        else:
-            rest = np.arange(len(psi))
-        gradient[rest] = numerical_gradient(self, psi, bounds, index=rest)[rest]
+            gradient[:p + t] = -np.concatenate([d_beta, d_theta])
+            # At theta_k = 0 the likelihood is flat in theta_k (it depends on theta_k^2), so the exact
+            # derivative is 0 there; a forward difference sees the curvature and tells whether to leave.
+            at_bound = [k for k in range(p, p + t) if ~_free(psi, self.bounds())[k]]
+            numerical = np.array(at_bound + list(range(p + t, len(psi))), int)
+        if len(numerical):
+            gradient[numerical] = numerical_gradient(self, psi, self.bounds(), index=numerical)[numerical]
         return gradient
 
     def names(self) -> list[str]:

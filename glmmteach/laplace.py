@@ -155,6 +155,10 @@ class DiagonalA:
     def leverage(self, M) -> np.ndarray:
         return M.leverage(self.diagonal)
 
+    def trace(self, M, D: np.ndarray, Mk) -> float:
+        """:math:`\\mathrm{tr}(A^{-1} M^\\top D M_k) = \\sum_i m_i D_i (m_k)_i / A_{g_i g_i}`."""
+        return float(np.sum(M.m * D * Mk.m / self.diagonal[M.group]))
+
 
 @dataclass
 class DenseA:
@@ -173,9 +177,17 @@ class DenseA:
         return cho_solve(self.cholesky, rhs) if rhs.size else rhs
 
     def leverage(self, M) -> np.ndarray:
-        """:math:`h_i = [M A^{-1} M^\\top]_{ii}`, from the dense :math:`A^{-1}`."""
-        A_inverse = cho_solve(self.cholesky, np.eye(len(self.A)))
-        return np.asarray(M.M.multiply(M.M @ A_inverse).sum(axis=1)).ravel()
+        """:math:`h_i = [M A^{-1} M^\\top]_{ii}`, from :math:`P = M A^{-1}`."""
+        return np.asarray(M.M.multiply(self._P(M)).sum(axis=1)).ravel()
+
+    def trace(self, M, D: np.ndarray, Mk) -> float:
+        """:math:`\\mathrm{tr}(A^{-1} M^\\top D M_k) = \\sum_{ij} P_{ij} D_i (M_k)_{ij}`."""
+        return float(np.asarray(Mk.M.multiply(self._P(M)).sum(axis=1)).ravel() @ D)
+
+    def _P(self, M) -> np.ndarray:
+        if getattr(self, "_P_cache", None) is None:
+            self._P_cache = np.asarray(M.M @ cho_solve(self.cholesky, np.eye(len(self.A))))
+        return self._P_cache
 
 
 @dataclass
@@ -199,6 +211,10 @@ class SparseA:
     def leverage(self, M) -> np.ndarray:
         Mt = M.M.T.toarray()
         return np.sum(Mt * self.solve(Mt), axis=0)
+
+    def trace(self, M, D: np.ndarray, Mk) -> float:
+        """:math:`\\mathrm{tr}(A^{-1} M^\\top D M_k)`, one sparse solve per column (slow for many effects)."""
+        return float(np.trace(self.solve((M.M.T.multiply(D) @ Mk.M).toarray())))
 
 
 #: Above this many random effects, A is factorised as a sparse matrix instead of a dense one.
@@ -400,27 +416,48 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
     return laplace
 
 
-def score_beta(result: LaplaceResult) -> np.ndarray:
-    """Gradient of the Laplace log-likelihood (ML) with respect to beta.
+def score(result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient of the Laplace ML log-likelihood with respect to beta and theta.
 
-    With :math:`\\hat b` moving with beta (:math:`d\\hat\\eta/d\\beta = (I - M A^{-1} M^\\top D) X`) and
-    :math:`\\partial\\log|A|/\\partial\\eta_i = D'_i\\,h_i`, :math:`h_i = [M A^{-1} M^\\top]_{ii}`:
+    The conditional modes move with the parameters; with :math:`g_i = \\partial\\ell_i/\\partial\\eta_i`,
+    :math:`D'_i = \\partial D_i/\\partial\\eta_i` (central differences of D, a function of eta_i alone),
+    :math:`h_i = [M A^{-1} M^\\top]_{ii}` and :math:`c = D' \\odot h`
+    (so that :math:`\\partial\\log|A|/\\partial\\eta = c` at fixed M):
 
-    .. math:: \\frac{\\partial \\log L}{\\partial\\beta} = X^\\top g
-              - \\tfrac12 X^\\top (I - D M A^{-1} M^\\top)(D' \\odot h),
+    .. math:: \\frac{\\partial \\log L}{\\partial\\beta} = X^\\top g - \\tfrac12 X^\\top (I - D M A^{-1} M^\\top)\\,c,
 
-    where :math:`g_i = \\partial\\ell_i/\\partial\\eta_i` and :math:`D'_i = \\partial D_i/\\partial\\eta_i`
-    (from central differences of D, which depends on eta_i alone).
+    .. math:: \\frac{\\partial \\log L}{\\partial\\theta_k} = g^\\top M_k\\hat b
+              - \\mathrm{tr}(A^{-1}M^\\top D M_k) - \\tfrac12 c^\\top \\frac{d\\hat\\eta}{d\\theta_k},
+              \\quad \\frac{d\\hat\\eta}{d\\theta_k} = M_k\\hat b + M A^{-1}(M_k^\\top g - M^\\top D M_k \\hat b),
+
+    where :math:`M_k = Z\\,\\partial\\Lambda_\\theta/\\partial\\theta_k`.
     """
     design, problem, response = result.problem.design, result.problem, result.response
-    score = design.X.T @ response.gradient
+    g, D = response.gradient, response.D
     if design.q == 0:
-        return score
-    M, factor = problem.M, result.factor
-    leverage = factor.A.leverage(M)
-    a = _dD_deta(design, response.eta, problem.phi) * leverage
-    c = a - response.D * (M @ factor.solve_A(M.t_dot(a)))
-    return score - 0.5 * design.X.T @ c
+        return design.X.T @ g, np.zeros(0)
+    M, A = problem.M, result.factor.A
+    c = _dD_deta(design, response.eta, problem.phi) * A.leverage(M)
+    d_beta = design.X.T @ g - 0.5 * design.X.T @ (c - D * (M @ A.solve(M.t_dot(c))))
+    d_theta = np.zeros(design.n_theta)
+    for k, Mk in enumerate(_theta_derivatives(design, M)):
+        Mk_b = Mk @ result.b
+        deta = Mk_b + M @ A.solve(Mk.t_dot(g) - M.t_dot(D * Mk_b))
+        d_theta[k] = g @ Mk_b - A.trace(M, D, Mk) - 0.5 * c @ deta
+    return d_beta, d_theta
+
+
+def score_beta(result: LaplaceResult) -> np.ndarray:
+    """The beta part of :func:`score`."""
+    return score(result)[0]
+
+
+def _theta_derivatives(design: Design, M):
+    """:math:`M_k = Z\\,\\partial\\Lambda/\\partial\\theta_k`, in M's own form."""
+    if isinstance(M, ScalarM):
+        group, z = design.z_columns
+        return [ScalarM(group, z, design.q)]
+    return [SparseM(Zk) for Zk in design.z_dlambda]
 
 
 def _dD_deta(design: Design, eta: np.ndarray, phi: float) -> np.ndarray:
