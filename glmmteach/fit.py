@@ -37,6 +37,7 @@ class Objective:
     nagq: int = 1
     log: list = field(default_factory=list)
     warm_start: np.ndarray | None = None
+    hessian: tuple | None = None      # (psi, free, Hessian of -log L over the free parameters)
 
     @property
     def p_outer(self) -> int:
@@ -224,7 +225,9 @@ def _free(psi: np.ndarray, bounds) -> np.ndarray:
 
 
 def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.ndarray:
-    """A few Newton steps on the free parameters; each is kept only if it lowers the objective."""
+    """Newton steps :math:`\\psi \\leftarrow \\psi - H^{-1}g` on the free parameters, each kept only if it
+    lowers the objective. Stops once a step is below 1e-4 (what remains is then of order 1e-8).
+    The last Hessian is kept in ``objective.hessian`` for the covariance of the estimates."""
     best = objective(psi)
     for _ in range(steps):
         free = _free(psi, objective.bounds())
@@ -232,6 +235,7 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.
             break
         gradient = objective.gradient(psi)[free]
         hessian = numerical_hessian(objective.gradient, psi, free)
+        objective.hessian = (psi.copy(), free, hessian)
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
@@ -242,7 +246,7 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.
         if not value < best:
             break
         psi, best = candidate, value
-        if np.max(np.abs(step)) < 1e-8:
+        if np.max(np.abs(step)) < 1e-4:
             break
     return psi
 

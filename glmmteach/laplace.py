@@ -31,6 +31,7 @@ least squares) with step-halving.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,24 +52,46 @@ class Eta:
 
     ``gradient`` = :math:`w_i\\,\\partial\\ell_i/\\partial\\eta_i = w_i\\,\\ell'(\\mu_i)\\,\\mu'(\\eta_i)`;
     ``D`` = :math:`-w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2 = -w_i\\,[\\ell''(\\mu_i)\\mu'(\\eta_i)^2 + \\ell'(\\mu_i)\\mu''(\\eta_i)]`.
+    Each is computed when first asked for.
     """
 
+    design: Design
     eta: np.ndarray
-    mu: np.ndarray
-    loglik: np.ndarray
-    gradient: np.ndarray
-    D: np.ndarray
+    phi: float
 
     @classmethod
     def at(cls, design: Design, eta: np.ndarray, phi: float) -> "Eta":
-        family, link, w = design.family, design.family.link, design.weights
-        y, n = design.y, design.n
-        mu = link.inverse(eta)
-        dmu, d2mu = link.dmu_deta(eta), link.d2mu_deta2(eta)
-        score = family.dloglik_dmu(y, mu, phi, n)
-        curvature = family.d2loglik_dmu2(y, mu, phi, n)
-        return cls(eta, mu, w * family.loglik(y, mu, phi, n), w * score * dmu,
-                   -w * (curvature * dmu ** 2 + score * d2mu))
+        return cls(design, eta, phi)
+
+    @cached_property
+    def mu(self) -> np.ndarray:
+        return self.design.family.link.inverse(self.eta)
+
+    @cached_property
+    def dmu(self) -> np.ndarray:
+        return self.design.family.link.dmu_deta(self.eta)
+
+    @cached_property
+    def score(self) -> np.ndarray:
+        """:math:`\\ell'(\\mu)`."""
+        d = self.design
+        return d.family.dloglik_dmu(d.y, self.mu, self.phi, d.n)
+
+    @cached_property
+    def loglik(self) -> np.ndarray:
+        d = self.design
+        return d.weights * d.family.loglik(d.y, self.mu, self.phi, d.n)
+
+    @cached_property
+    def gradient(self) -> np.ndarray:
+        return self.design.weights * self.score * self.dmu
+
+    @cached_property
+    def D(self) -> np.ndarray:
+        d = self.design
+        curvature = d.family.d2loglik_dmu2(d.y, self.mu, self.phi, d.n)
+        d2mu = d.family.link.d2mu_deta2(self.eta)
+        return -d.weights * (curvature * self.dmu ** 2 + self.score * d2mu)
 
 
 @dataclass

@@ -193,7 +193,7 @@ class GlmmFit:
             labels = newdata[term.group.split(":")[0]].astype(str).to_numpy(dtype=object)
             for name in term.group.split(":")[1:]:
                 labels = labels + ":" + newdata[name].astype(str).to_numpy(dtype=object)
-            codes = pd.Categorical(labels, categories=term.levels).codes
+            codes = pd.Index(term.levels).get_indexer(labels)      # -1 for a level not seen in fitting
             Xr = np.asarray(term.spec.get_model_matrix(newdata), float)
             block = u[term.start:term.start + term.k * len(term.levels)].reshape(len(term.levels), term.k)
             known = codes >= 0
@@ -289,10 +289,19 @@ def _covariance_of_beta(objective: Objective, psi: np.ndarray, optimum: LaplaceR
     return H_inverse + J @ V @ J.T
 
 
+def _hessian_near(objective: Objective, psi: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The Hessian the optimiser's last Newton step used, if it was taken within 1e-4 of psi, else a new one."""
+    if objective.hessian is not None:
+        at, was_free, H = objective.hessian
+        if np.array_equal(was_free, free) and np.max(np.abs(at - psi), initial=0.0) < 1e-4:
+            return H
+    return numerical_hessian(objective.gradient, psi, free)
+
+
 def _inverse_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray) -> np.ndarray:
     if not free.any():
         return np.zeros((0, 0))
-    H = numerical_hessian(objective.gradient, psi, free)
+    H = _hessian_near(objective, psi, free)
     try:
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:

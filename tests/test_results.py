@@ -163,9 +163,6 @@ def test_predict_new_level_gets_population_level(name):
     np.testing.assert_allclose(fit.predict(new.drop(columns="g"), re_form="~0"), population, rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="results.GlmmFit._new_Zu builds pd.Categorical(labels, categories="
-                   "term.levels) with labels not in the categories: pandas 3 warns (Pandas4Warning, "
-                   "a DeprecationWarning) and pandas 4 will raise; reported to the session")
 def test_predict_new_level_without_warnings():
     data, fit = fitted("poisson")
     new = data.iloc[[0, 1]].copy().reset_index(drop=True)
