@@ -250,6 +250,27 @@ class GlmmFit:
         draws = self.family.simulate(mu, self.phi, rng, design.n[:, None] * np.ones((1, nsim)))
         return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
+    def optimizer_log(self) -> pd.DataFrame:
+        """Every evaluation of the outer objective: the parameters psi and -log L, in order."""
+        names = self.objective.names()
+        rows = [{"evaluation": k, **dict(zip(names, psi)), "-logLik": value}
+                for k, psi, value in self.objective.log]
+        return pd.DataFrame(rows).set_index("evaluation")
+
+    def pirls_log(self) -> pd.DataFrame:
+        """The inner Newton (penalised IRLS) iterations at the estimates, started from b = 0:
+        iteration, the penalised log-likelihood f(v), the step-halving factor t, the largest change."""
+        from .laplace import InnerProblem, conditional_modes
+
+        beta, theta, phi = self.objective.unpack(self.psi)
+        problem = InnerProblem.build(self.design, beta, theta, phi, self.objective.reml)
+        start = np.zeros(problem.p_in + self.design.q)
+        if self.objective.reml:
+            start[:problem.p_in] = self.beta
+        conditional_modes(problem, start)
+        return pd.DataFrame(problem.iterations, columns=["iteration", "f(v)", "t", "max |change|"]
+                            ).set_index("iteration")
+
     def summary(self) -> "Summary":
         return Summary(self)
 
@@ -337,7 +358,7 @@ class Summary:
         header = ["AIC", "BIC", "logLik", "-2*log(L)" if fit.objective.reml else "deviance", "df.resid"]
         values = [f"{fit.aic:.1f}", f"{fit.bic:.1f}", f"{fit.loglik:.1f}", f"{-2 * fit.loglik:.1f}",
                   f"{fit.df_resid}"]
-        width = max(9, *(len(v) + 1 for v in values))
+        width = max(9, *(len(v) + 1 for v in values + header))
         lines += ["".join(h.rjust(width) for h in header), "".join(v.rjust(width) for v in values), ""]
         if fit.design.terms:
             lines += ["Random effects:", "", "Conditional model:", *self._random_block(), ""]
@@ -377,21 +398,22 @@ class Summary:
         return []
 
     def _coefficient_block(self) -> list[str]:
+        """As R's printCoefmat: estimates and SEs with common decimals (4 significant digits for the
+        smallest), z to 3 decimals, p-values to 3 significant digits, and significance stars."""
         table = self.coefficients
         p = table["Pr(>|z|)"]
         stars = np.select([p < 0.001, p < 0.01, p < 0.05, p < 0.1], ["***", "**", "*", "."], "")
+        numbers = np.abs(table[["Estimate", "Std. Error"]].to_numpy().ravel())
+        smallest = numbers[numbers > 0].min() if np.any(numbers > 0) else 1.0
+        decimals = int(np.clip(3 - np.floor(np.log10(smallest)), 0, 8))
         text = pd.DataFrame({
-            "Estimate": [_fmt(v) for v in table["Estimate"]],
-            "Std. Error": [_fmt(v) for v in table["Std. Error"]],
+            "Estimate": [f"{v:.{decimals}f}" for v in table["Estimate"]],
+            "Std. Error": [f"{v:.{decimals}f}" for v in table["Std. Error"]],
             "z value": [f"{v:.3f}" for v in table["z value"]],
             "Pr(>|z|)": [_format_p(v) for v in p],
             "": stars}, index=table.index)
         lines = text.to_string().splitlines()
         return lines + ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
 
 
 def _format_p(p: float) -> str:
