@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -146,8 +148,7 @@ class Design:
             raise ValueError(f"newdata has no column {missing[0]!r}, which the model uses; "
                              f"it needs the columns: {', '.join(needed)}")
         for name, levels in self.factor_levels.items():
-            values = newdata[name].dropna()
-            unseen = sorted({str(v) for v in values.unique()} - set(map(str, levels)))
+            unseen = sorted(set(_label(newdata[name].dropna())) - set(map(str, levels)))
             if unseen:
                 raise ValueError(f"newdata column {name!r} has the level {unseen[0]!r}, which was not in the "
                                  f"data of the fit; allowed levels: {', '.join(map(str, levels))}")
@@ -262,7 +263,8 @@ def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFram
         where = ", ".join(f"{name if name != '(weights)' else 'weights'}: {count}"
                           for name, count in counts[counts > 0].items())
         warnings.warn(f"{incomplete.sum()} of {len(used)} rows had missing values and were dropped "
-                      f"(as R's na.omit); missing values by column: {where}", UserWarning, stacklevel=4)
+                      f"(as R's na.omit); missing values by column: {where}", UserWarning,
+                      stacklevel=_caller_stacklevel())
         used = used.loc[~incomplete]
         if len(used) == 0:
             raise ValueError(f"no complete rows are left after dropping missing values (missing values by "
@@ -272,9 +274,10 @@ def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFram
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             values = column.to_numpy(float)
             if np.isinf(values).any():
-                row = used.index[int(np.argmax(np.isinf(values)))]
+                position = int(np.argmax(np.isinf(values)))
                 what = "the weights" if name == "(weights)" else f"column {name!r}"
-                raise ValueError(f"{what} has an infinite value ({column[row]}) in row {row}; the values a "
+                raise ValueError(f"{what} has an infinite value ({values[position]}) in row "
+                                 f"{used.index[position]}; the values a "
                                  "model uses must be finite numbers (drop or correct that row)")
         elif isinstance(column.dtype, pd.CategoricalDtype):
             used[name] = column.cat.remove_unused_categories()   # as R's drop.unused.levels
@@ -282,6 +285,15 @@ def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFram
         if name in used and _is_whole_float(used[name]):
             used[name] = used[name].astype("int64")      # factor(day) with day 82.0: level "82", as R
     return used
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel of the first frame outside glmmteach, so that a warning points at the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _is_whole_float(column: pd.Series) -> bool:
@@ -306,7 +318,8 @@ def _weights_column(weights, data: pd.DataFrame) -> np.ndarray:
         name, weights = f"weights column {weights!r}", data[weights]
     if isinstance(weights, pd.Series) and not (pd.api.types.is_numeric_dtype(weights)
                                                and not pd.api.types.is_bool_dtype(weights)):
-        raise ValueError(f"the {name} is text or categorical; weights must be numbers (for a binomial "
+        raise ValueError(f"the {name} is not numeric (text, categorical or true/false); weights must be "
+                         f"numbers (for a binomial "
                          "proportion: the number of trials of each row)")
     try:
         weights = np.asarray(weights, dtype=float)
@@ -423,7 +436,8 @@ def _model_matrix(expr: str, data: pd.DataFrame, part: str):
     """formulaic's model matrix of ``expr``; its errors re-worded, non-finite values reported by column."""
     _check_numeric_arguments(expr, data, part)
     try:
-        matrix = model_matrix(expr, data, na_action="ignore")
+        with np.errstate(all="ignore"):            # log(0) and the like are reported below, by column
+            matrix = model_matrix(expr, data, na_action="ignore")
     except Exception as error:  # noqa: BLE001 - formulaic's own error types differ between versions
         message = _ANSI.sub("", str(error)).strip()
         raise FormulaError(f"cannot build {part} {expr!r} from the data: {message}") from None

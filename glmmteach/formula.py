@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 #: Functions a formula may call; any other name must be a column of the data.
 FUNCTIONS = frozenset({"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "I", "C", "factor",
-                       "offset", "cbind", "scale", "center", "np"})
+                       "as.factor", "offset", "cbind", "scale", "center", "poly", "np"})
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+#: A name: a column or a function. Not the ``e`` of a number such as ``1e-3``.
+_IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_.]*")
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
 
 
 class FormulaError(ValueError):
@@ -83,12 +85,23 @@ def parse(text: str) -> Formula:
         raise FormulaError(f"the formula has no response before '~': {text!r}")
     if not rhs:
         raise FormulaError(f"the formula has nothing after '~' (write '1' for an intercept only): {text!r}")
-    terms = _split_top_level(rhs)
+    _check_response(response, text)
+    _check_expression(rhs, text)
+    if _top_level_bar(rhs) is not None:
+        raise FormulaError(f"a random-effect term must be in parentheses, as 'y ~ x + (1 | g)': {text!r}")
+    terms = _split_top_level(rhs, text)
     random, offsets, fixed = [], [], []
     for sign, term in terms:
-        if term.startswith("(") and term.endswith(")") and _top_level_bar(term[1:-1]) is not None:
+        if term.startswith("(") and _closing(term, 0) == len(term) - 1 and _top_level_bar(term[1:-1]) is not None:
+            if sign == "-":
+                raise FormulaError(f"a random-effect term cannot be removed with '-': {term!r} in {text!r}")
             random.extend(_random_terms(term[1:-1], text))
-        elif term.startswith("offset(") and term.endswith(")"):
+        elif "|" in term:
+            raise FormulaError(f"a random-effect term such as (1 | g) must be added with '+' on its own, "
+                               f"not combined with other terms by '*', ':' or '/': {term!r} in {text!r}")
+        elif term.startswith("offset(") and _closing(term, len("offset")) == len(term) - 1:
+            if sign == "-":
+                raise FormulaError(f"an offset cannot be removed with '-': {term!r} in {text!r}")
             offsets.append(term[len("offset("):-1].strip())
         else:
             fixed.append(f"{sign} {term}" if fixed or sign == "-" else term)
@@ -108,7 +121,53 @@ def _check_brackets(text: str) -> None:
         raise FormulaError(f"unmatched '(' in the formula {text!r}")
 
 
-def _split_top_level(rhs: str) -> list[tuple[str, str]]:
+def _check_response(response: str, text: str) -> None:
+    if "|" in response:
+        raise FormulaError(f"the response {response!r} cannot contain '|'; random-effect terms such as "
+                           f"(1 | g) go after '~': {text!r}")
+    _check_expression(response, text, where="response")
+
+
+def _check_expression(expr: str, text: str, where: str = "right-hand side") -> None:
+    """Mistakes that formulaic would report obscurely, or not at all."""
+    stripped = expr.strip()
+    if re.search(r"[+\-*/:^|]$", stripped):
+        raise FormulaError(f"the {where} of the formula ends with {stripped[-1]!r} and nothing after it: "
+                           f"{text!r}")
+    if re.match(r"^[*/:^|]", stripped):
+        raise FormulaError(f"the {where} of the formula starts with {stripped[0]!r}: {text!r}")
+    doubled = re.search(r"([*/:^+\-])\s*([*/:^])", expr.replace("**", "^"))
+    if doubled:
+        raise FormulaError(f"two operators in a row, {doubled.group(1)!r} then {doubled.group(2)!r}, in the "
+                           f"{where} of the formula {text!r}")
+    if re.search(r"\(\s*\)", expr):
+        raise FormulaError(f"empty parentheses '()' in the formula {text!r}")
+    if re.search(r"(?<![\w.])\.(?![\w.])", expr):
+        raise FormulaError(f"'.' (all other columns) is not supported; name the columns, as 'y ~ a + b': "
+                           f"{text!r}")
+    for match in _CALL.finditer(expr):
+        name = match.group(1)
+        if name not in FUNCTIONS and not name.startswith("np."):
+            allowed = ", ".join(sorted(FUNCTIONS - {"np", "C"}))
+            raise FormulaError(f"unknown function {name}() in the formula {text!r}; the functions allowed "
+                               f"are: {allowed}")
+    if where == "response" and re.search(r"(?<![\w.])cbind\s*\(", expr) and not (expr.startswith("cbind(")
+                                                         and _closing(expr, len("cbind")) == len(expr) - 1):
+        raise FormulaError(f"cbind(successes, failures) must be the whole response, not part of "
+                           f"{expr!r}: {text!r}")
+
+
+def _closing(text: str, opening: int) -> int:
+    """Index of the ')' that closes the '(' at ``opening``."""
+    depth = 0
+    for i in range(opening, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _split_top_level(rhs: str, text: str | None = None) -> list[tuple[str, str]]:
     """Split ``a + b - 1 + (1 | g)`` at top-level ``+``/``-`` into (sign, term) pairs."""
     terms, depth, start, sign = [], 0, 0, "+"
     for i, char in enumerate(rhs + "+"):
@@ -117,8 +176,12 @@ def _split_top_level(rhs: str) -> list[tuple[str, str]]:
             term = rhs[start:i].strip()
             if term:
                 terms.append((sign, term))
-            elif i < len(rhs) and terms and rhs[start:i].strip() == "":
-                raise FormulaError(f"two operators in a row near position {i} in {rhs!r}")
+            elif i < len(rhs) and start > 0:
+                if not (sign == "+" and char == "-"):      # R reads 'x + -1' as 'x - 1'
+                    raise FormulaError(f"two operators in a row, {sign!r} then {char!r}, in "
+                                       f"{text or rhs!r}")
+            elif i == len(rhs) and start > 0:
+                raise FormulaError(f"the formula ends with {sign!r} and nothing after it: {text or rhs!r}")
             sign, start = char, i + 1
     return terms
 
@@ -142,19 +205,30 @@ def _random_terms(inside: str, text: str) -> list[RandomTerm]:
     bar = _top_level_bar(inside)
     expr, group = inside[:bar].strip(), inside[bar + 1:].strip()
     if inside[bar + 1:].startswith("|"):
-        raise FormulaError(f"'||' (uncorrelated terms) is not supported; write separate terms in {text!r}")
+        raise FormulaError(f"'||' (uncorrelated terms) is not supported: write separate terms, e.g. "
+                           f"(1 | g) + (0 + x | g) instead of (1 + x || g), in {text!r}")
     if not expr or not group:
         raise FormulaError(f"a random-effect term needs terms and a group, as (1 | g); got ({inside}) in {text!r}")
+    _check_expression(expr, text, where=f"random-effect term ({inside.strip()})")
     names = [g.strip() for g in group.split("/")]
-    if any(not _IDENTIFIER.fullmatch(n.replace(":", "_")) for n in names):
+    if any(not _IDENTIFIER.fullmatch(n.replace(":", "_").replace(" ", "")) for n in names):
         raise FormulaError(f"the grouping '{group}' must be a column, a:b, or a/b in {text!r}")
+    names = [":".join(part.strip() for part in n.split(":")) for n in names]
     return [RandomTerm(expr, ":".join(reversed(names[:i + 1]))) for i in range(len(names))]
 
 
 def _to_formulaic(fixed: str) -> str:
-    """R spellings that formulaic writes differently: ``factor(x)`` -> ``C(x)``, ``I(x^2)`` -> ``I(x**2)``."""
-    fixed = re.sub(r"\bfactor\(", "C(", fixed)
-    return re.sub(r"\bI\(([^()]*(\([^()]*\))*[^()]*)\)", lambda m: "I(" + m.group(1).replace("^", "**") + ")", fixed)
+    """R spellings that formulaic writes differently: ``factor(x)`` and ``as.factor(x)`` -> ``C(x)``,
+    ``^`` inside ``I()`` (R's power) -> ``**``. Outside ``I()``, ``^`` means interactions in both."""
+    fixed = re.sub(r"(?<![\w.])(?:as\.)?factor\s*\(", "C(", fixed)
+    out, i = [], 0
+    for match in re.finditer(r"(?<![\w.])I\s*\(", fixed):
+        if match.start() < i:
+            continue                     # an I() inside an I() already converted
+        end = _closing(fixed, match.end() - 1)
+        out.append(fixed[i:match.start()] + "I(" + fixed[match.end():end].replace("^", "**") + ")")
+        i = end + 1
+    return "".join(out) + fixed[i:]
 
 
 def r_name(column: str) -> str:
