@@ -118,9 +118,9 @@ class ScalarM:
 
     def weighted_cross(self, D: np.ndarray, X: np.ndarray) -> np.ndarray:
         """:math:`M^\\top D X` (q x p)."""
-        B = np.zeros((self.q, X.shape[1]))
-        np.add.at(B, self.group, (self.m * D)[:, None] * X)
-        return B
+        mD = self.m * D
+        return np.column_stack([np.bincount(self.group, mD * x, minlength=self.q) for x in X.T]) \
+            if X.shape[1] else np.zeros((self.q, 0))
 
     def leverage(self, A_diag: np.ndarray) -> np.ndarray:
         """:math:`[M A^{-1} M^\\top]_{ii} = m_i^2 / A_{g_i g_i}`."""
