@@ -170,8 +170,7 @@ class Design:
         gets a row of zeros, that is the population level (as glmmTMB's predict with allow.new.levels)."""
         blocks = []
         for term in self.terms:
-            labels = _group_labels(term.group, newdata)
-            codes = pd.Index(term.levels).get_indexer(labels)
+            codes = _new_group_codes(term, newdata)
             values = np.asarray(term.spec.get_model_matrix(newdata), float)
             known = np.flatnonzero(codes >= 0)
             rows = np.repeat(known, term.k)
@@ -301,10 +300,11 @@ def _is_whole_float(column: pd.Series) -> bool:
 
 
 def _factor_columns(parsed: Formula) -> set:
-    """Columns that the formula uses as factors: inside factor() / C(), and grouping columns."""
+    """Columns that the formula wraps in factor() / C(). (Grouping columns keep their type: their level
+    names are their values as text, the same in fitting and in predict's newdata.)"""
     names = set(re.findall(r"(?<![\w.])C\(\s*([A-Za-z_][\w.]*)\s*\)",
                            " ".join([parsed.fixed, *(_to_formulaic(t.expr) for t in parsed.random)])))
-    return names | {name for t in parsed.random for name in t.group.split(":")}
+    return names - {name for t in parsed.random for name in t.group.split(":")}
 
 
 def _weights_column(weights, data: pd.DataFrame) -> np.ndarray:
@@ -535,7 +535,8 @@ def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame):
 
 
 def _label(column: pd.Series) -> np.ndarray:
-    """Text labels of a grouping column's values: a whole-number float 3.0 reads "3", as in R."""
+    """Text labels of a factor column's values: a whole-number float 3.0 reads "3", as in R (used to check
+    predict's newdata against the levels of a factor(day) column, which is made integer for fitting)."""
     if _is_whole_float(column.dropna()):
         return np.array([str(int(v)) if v == v else "nan" for v in column.to_numpy()], dtype=object)
     return column.astype(str).to_numpy(dtype=object)
@@ -544,10 +545,42 @@ def _label(column: pd.Series) -> np.ndarray:
 def _group_labels(group: str, data: pd.DataFrame) -> np.ndarray:
     """Labels of the grouping factor ``group`` (a column or an interaction ``a:b``) in ``data``."""
     columns = group.split(":")
-    labels = _label(data[columns[0]])
+    labels = data[columns[0]].astype(str).to_numpy(dtype=object)
     for name in columns[1:]:
-        labels = labels + ":" + _label(data[name])
+        labels = labels + ":" + data[name].astype(str).to_numpy(dtype=object)
     return labels
+
+
+def _new_group_codes(term: ReTerm, newdata: pd.DataFrame) -> np.ndarray:
+    """Codes of ``newdata``'s groups among ``term.levels``; -1 for a group not seen in fitting. Numbers
+    match as numbers: a group fitted as 3.0 is the group 3 in newdata, and the other way round."""
+    columns = term.group.split(":")
+    numeric = [pd.api.types.is_numeric_dtype(newdata[c]) and not pd.api.types.is_bool_dtype(newdata[c])
+               for c in columns]
+
+    def canonical(level: str) -> str:
+        parts = level.split(":")
+        if len(parts) != len(columns):
+            return level
+        return ":".join(_whole_number_text(p) if is_number else p for p, is_number in zip(parts, numeric))
+
+    labels = [_label(newdata[c]) if is_number else newdata[c].astype(str).to_numpy(dtype=object)
+              for c, is_number in zip(columns, numeric)]
+    joined = labels[0]
+    for more in labels[1:]:
+        joined = joined + ":" + more
+    position = {}
+    for i, level in enumerate(term.levels):
+        position.setdefault(canonical(level), i)
+    return np.array([position.get(label, -1) for label in joined], dtype=int)
+
+
+def _whole_number_text(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if np.isfinite(value) and value == round(value) else text
 
 
 def _grouping(group: str, data: pd.DataFrame):
@@ -558,7 +591,7 @@ def _grouping(group: str, data: pd.DataFrame):
     if len(columns) == 1:
         levels = _levels(data[columns[0]])
     else:
-        parts = [pd.Index(_levels(data[name])).get_indexer(_label(data[name])) for name in columns]
+        parts = [pd.Index(_levels(data[name])).get_indexer(data[name].astype(str)) for name in columns]
         order = sorted(set(zip(*parts)))
         levels_of = [_levels(data[name]) for name in columns]
         levels = [":".join(levels_of[i][c] for i, c in enumerate(combo)) for combo in order]
@@ -575,8 +608,7 @@ def _levels(column: pd.Series) -> list[str]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         present = set(column.astype(str))
         return [str(c) for c in column.cat.categories if str(c) in present]
-    values = pd.Series(column.dropna().unique())
-    return list(dict.fromkeys(_label(values.sort_values())))
+    return [str(v) for v in sorted(column.dropna().unique())]
 
 
 def _index_lambda(design: Design) -> None:

@@ -324,6 +324,14 @@ def test_new_Z_gives_unseen_levels_a_zero_row(small):
     np.testing.assert_array_equal(Z, [[1, 0, 0], [0, 0, 0], [0, 0, 1]])
 
 
+def test_new_Z_matches_numeric_groups_as_numbers(small):
+    for fitted, new in [(small.g, small.g.astype(float)), (small.g.astype(float), small.g)]:
+        d = build("y ~ x + (1 | g)", small.assign(g=fitted))
+        np.testing.assert_array_equal(d.new_Z(small.assign(g=new)).toarray(), d.Z.toarray())
+    d = build("y ~ x + (1 | f:g)", small.assign(g=small.g.astype(float)))
+    np.testing.assert_array_equal(d.new_Z(small).toarray(), d.Z.toarray())
+
+
 def test_new_X_gives_nan_for_rows_with_missing_values(small):
     d = build("y ~ f + x", small)
     new = small.iloc[:3].assign(x=[1.0, np.nan, 2.0])

@@ -272,6 +272,15 @@ def test_predict_a_new_group_gives_the_population_level(seeds, poisson_fit):
     assert not np.allclose(conditional, population)
 
 
+def test_predict_keeps_the_random_effects_of_a_numeric_grouping_column(seeds):
+    """A grouping column of whole numbers stored as floats (as after a missing value): newdata must find
+    the same groups, not treat them all as new."""
+    data = seeds.assign(block=(seeds.index % 7).astype(float))
+    fit = gt.glmm("germ ~ gen + (1 | block)", data, family="poisson")
+    assert fit.varcorr.sd.iloc[0] > 0.05
+    np.testing.assert_allclose(fit.predict(newdata=data), fit.predict())
+
+
 def test_predict_population_level_needs_no_grouping_column(seeds, poisson_fit):
     np.testing.assert_allclose(poisson_fit.predict(newdata=seeds.drop(columns="plate"), re_form="~0"),
                                poisson_fit.predict(re_form="~0"))
