@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from .design import Design, _evaluate, _grouping
+from .design import Design
 from .fit import ConvergenceWarning, Objective, numerical_hessian, _free
 from .laplace import LaplaceResult
 
@@ -171,38 +171,12 @@ class GlmmFit:
         return self.family.link.inverse(eta) if type == "response" else eta
 
     def _new_matrices(self, newdata: pd.DataFrame, population: bool):
-        if not isinstance(newdata, pd.DataFrame):
-            raise TypeError(f"newdata must be a pandas DataFrame; got {type(newdata).__name__}")
-        needed = [v for v in self.design.formula.variables() if v not in self._response_variables()]
-        if population:
-            needed = [v for v in needed if not any(v in t.group.split(":") for t in self.design.terms)]
-        missing = [v for v in needed if v not in newdata.columns]
-        if missing:
-            raise ValueError(f"newdata has no column {missing[0]!r}, which the model uses; "
-                             f"it needs: {', '.join(needed)}")
-        X = np.asarray(self.design.fixed_spec.get_model_matrix(newdata), float)
-        offset = sum((np.asarray(_evaluate(o, newdata), float) for o in self.design.formula.offsets),
-                     np.zeros(len(newdata)))
-        Zu = np.zeros(len(newdata)) if population else self._new_Zu(newdata)
+        """X, Z u-hat and the offset for new data; a group not seen in fitting gets u = 0."""
+        self.design.check_newdata(newdata, population)
+        X = self.design.new_X(newdata)
+        offset = self.design.new_offset(newdata)
+        Zu = np.zeros(len(newdata)) if population else self.design.new_Z(newdata) @ self.u
         return X, Zu, offset
-
-    def _new_Zu(self, newdata: pd.DataFrame) -> np.ndarray:
-        """Z_new u-hat, with levels not seen in fitting contributing 0 (the population level)."""
-        Zu, u = np.zeros(len(newdata)), self.u
-        for term in self.design.terms:
-            labels = newdata[term.group.split(":")[0]].astype(str).to_numpy(dtype=object)
-            for name in term.group.split(":")[1:]:
-                labels = labels + ":" + newdata[name].astype(str).to_numpy(dtype=object)
-            codes = pd.Index(term.levels).get_indexer(labels)      # -1 for a level not seen in fitting
-            Xr = np.asarray(term.spec.get_model_matrix(newdata), float)
-            block = u[term.start:term.start + term.k * len(term.levels)].reshape(len(term.levels), term.k)
-            known = codes >= 0
-            Zu[known] += np.sum(Xr[known] * block[codes[known]], axis=1)
-        return Zu
-
-    def _response_variables(self) -> set:
-        from .formula import _IDENTIFIER
-        return set(_IDENTIFIER.findall(self.design.formula.response))
 
     @property
     def observed(self) -> np.ndarray:

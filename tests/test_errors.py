@@ -286,9 +286,6 @@ def test_predict_population_level_needs_no_grouping_column(seeds, poisson_fit):
                                poisson_fit.predict(re_form="~0"))
 
 
-@pytest.mark.xfail(strict=True, reason="results.py's predict does not call Design.check_newdata yet: an unseen "
-                                       "level of a fixed-effect factor silently gets the reference level. "
-                                       "Remove this marker once it does.")
 def test_predict_with_an_unseen_level_of_a_fixed_factor(seeds, poisson_fit):
     raises(ValueError, lambda: poisson_fit.predict(newdata=seeds.assign(gen="O99")),
            "column 'gen'", "'O99'", "allowed levels: O73, O75")
