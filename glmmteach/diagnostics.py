@@ -1,0 +1,547 @@
+"""Simulation-based scaled residuals and their tests: the ideas of DHARMa (Hartig), in Python.
+
+The idea in three steps:
+
+1. simulate ``n`` new responses :math:`y^*_{i1}, \\dots, y^*_{in}` for every observation from the
+   fitted model;
+2. the scaled residual of observation *i* is where :math:`y_i` falls among its own simulations, the
+   probability integral transform (PIT) :math:`r_i = \\hat F_i(y_i)` with :math:`\\hat F_i` the
+   empirical distribution of the simulations;
+3. if the model is right, :math:`r_1, \\dots, r_N` are uniform on [0, 1] *whatever the family*: one
+   QQ plot against the uniform and a few tests serve every GLMM.
+
+The core needs only the observed response and the simulation matrix (DHARMa's narrow interface):
+:func:`scaled_residuals` and :meth:`ScaledResiduals.from_simulations`. :func:`simulate_residuals`
+takes both from a fitted model. The tests (:func:`test_uniformity`, :func:`test_dispersion`,
+:func:`test_outliers`, :func:`test_zero_inflation`, :func:`test_quantiles`,
+:func:`test_categorical`) each return a :class:`TestResult`.
+
+Random numbers come from ``numpy.random.default_rng(seed)``; the global random state is never used,
+and the same seed gives the same residuals.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+QUANTILES = (0.25, 0.5, 0.75)
+
+
+# ---- the core: observed response + simulations -> scaled residuals ----------------------------------
+def scaled_residuals(observed, simulated, rng=None) -> np.ndarray:
+    """Randomised probability integral transform of each observation among its simulations.
+
+    .. math::
+
+        r_i = \\frac{1}{n}\\sum_{k} [y^*_{ik} < y_i] \\; + \\; U_i \\,
+              \\frac{1}{n}\\sum_{k} [y^*_{ik} = y_i], \\qquad U_i \\sim \\mathrm{Uniform}(0, 1),
+
+    a uniform draw between :math:`\\hat P(y^* < y_i)` and :math:`\\hat P(y^* \\le y_i)` (DHARMa's
+    ``method = "PIT"``). For integer-valued responses (counts, binomial successes) ties are common and
+    the draw makes :math:`r_i` uniform instead of lumped. For continuous responses ties have
+    probability zero, so :math:`r_i = \\hat P(y^* < y_i)`; a tie that does occur (an exact zero, say)
+    is randomised in the same way, as DHARMa does.
+
+    Parameters
+    ----------
+    observed : array of shape (N,)
+        The response, on the scale of the simulations (binomial: success counts).
+    simulated : array of shape (N, n)
+        ``n`` simulated responses for each observation.
+    rng : numpy.random.Generator or int, optional
+        The source of the :math:`U_i` (a seed is turned into ``numpy.random.default_rng(seed)``).
+
+    Returns
+    -------
+    numpy.ndarray of shape (N,), values in [0, 1]
+    """
+    y, y_star = _as_observed_and_simulated(observed, simulated)
+    below = np.mean(y_star < y[:, None], axis=1)
+    tied = np.mean(y_star == y[:, None], axis=1)
+    U = np.random.default_rng(rng).uniform(size=len(y))
+    return below + U * tied
+
+
+def _as_observed_and_simulated(observed, simulated):
+    y = np.asarray(observed, float).ravel()
+    y_star = np.asarray(simulated, float)
+    if y_star.ndim != 2 or y_star.shape[0] != len(y):
+        raise ValueError(f"simulated must have one row per observation ({len(y)}) and one column per "
+                         f"simulation; got shape {y_star.shape}")
+    return y, y_star
+
+
+def _randomisation_rng(seed: int) -> np.random.Generator:
+    """The generator of the PIT's uniform draws: its own stream, derived from the seed."""
+    return np.random.default_rng([seed, 1])
+
+
+# ---- the residual object ---------------------------------------------------------------------------
+@dataclass(repr=False, eq=False)
+class ScaledResiduals:
+    """Scaled residuals and what they were computed from (DHARMa's object).
+
+    Attributes
+    ----------
+    scaled : numpy.ndarray (N,)
+        The scaled residuals in [0, 1].
+    observed : numpy.ndarray (N,)
+        The response on the scale of the simulations (binomial: success counts).
+    simulated : numpy.ndarray (N, n)
+        The simulations.
+    fitted : numpy.ndarray (N,)
+        The model's predicted response (binomial: the probability), the x axis of the residual plot:
+        at the population level (without random effects) when the simulations drew new random
+        effects, with the fitted random effects when they kept them (see :func:`simulate_residuals`).
+    expected : numpy.ndarray (N,)
+        ``fitted`` on the scale of ``observed`` (binomial: trials x probability), the centre of the
+        residuals in :func:`test_dispersion`.
+    integer : bool
+        Whether the response is integer-valued (its ties were randomised).
+    seed : int
+        The seed of the simulations and of the randomisation.
+    conditional : bool or None
+        How the simulations treated the random effects (None: supplied by the caller).
+    group : numpy.ndarray or None
+        After :meth:`recalculate`, the group label of each residual.
+    data : pandas.DataFrame or None
+        The model's data, if given, so that :meth:`recalculate` accepts a column name.
+    """
+
+    scaled: np.ndarray
+    observed: np.ndarray
+    simulated: np.ndarray
+    fitted: np.ndarray
+    expected: np.ndarray
+    integer: bool
+    seed: int
+    conditional: bool | None = None
+    group: np.ndarray | None = None
+    data: pd.DataFrame | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_simulations(cls, observed, simulated, fitted=None, expected=None, integer=None,
+                         seed: int | None = 123) -> "ScaledResiduals":
+        """Scaled residuals from any observed response and simulations (from R, for instance).
+
+        ``expected`` defaults to ``fitted``, and ``fitted`` to the mean of each row of ``simulated``;
+        ``integer`` defaults to whether every value is a whole number.
+        """
+        y, y_star = _as_observed_and_simulated(observed, simulated)
+        seed = np.random.SeedSequence(seed).entropy
+        fitted = y_star.mean(axis=1) if fitted is None else np.asarray(fitted, float)
+        expected = fitted if expected is None else np.asarray(expected, float)
+        if integer is None:
+            integer = bool(np.all(y == np.round(y)) and np.all(y_star == np.round(y_star)))
+        scaled = scaled_residuals(y, y_star, _randomisation_rng(seed))
+        return cls(scaled, y, y_star, fitted, expected, integer, seed)
+
+    @property
+    def n_sim(self) -> int:
+        return self.simulated.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.scaled)
+
+    def __str__(self) -> str:
+        how = {False: "new random effects drawn in each simulation",
+               True: "the fitted random effects kept",
+               None: "simulations supplied by the caller"}[self.conditional]
+        values = " ".join(f"{r:.3g}" for r in self.scaled[:20])
+        grouped = f", summed within {len(self)} groups" if self.group is not None else ""
+        return (f"Scaled residuals from {self.n_sim} simulations (refit = False, {how}{grouped}). "
+                "See help(glmmteach.simulate_residuals).\n\n"
+                f"Scaled residual values: {values}" + (" ..." if len(self) > 20 else ""))
+
+    __repr__ = __str__
+
+    def plot(self, form=None, quantiles=QUANTILES):
+        """DHARMa's two panels; see :func:`glmmteach.plotting.plot_scaled_residuals`."""
+        from .plotting import plot_scaled_residuals
+        return plot_scaled_residuals(self, form=form, quantiles=quantiles)
+
+    def recalculate(self, group) -> "ScaledResiduals":
+        """Residuals of group totals: sum observations and simulations within groups, recompute.
+
+        .. math:: y_g = \\sum_{i \\in g} y_i, \\qquad y^*_{gk} = \\sum_{i \\in g} y^*_{ik},
+
+        and likewise ``fitted`` and ``expected``; then :func:`scaled_residuals` with a generator made
+        afresh from the same seed. Use it for data with several observations per unit (a plate, a
+        time series, a site), where the tests should count units and not observations.
+
+        Parameters
+        ----------
+        group : array of shape (N,) or str
+            A label per observation, or the name of a column of the model's data (only when the data
+            were kept with the residuals, see :func:`simulate_residuals`).
+
+        Returns
+        -------
+        ScaledResiduals
+            One residual per group, in sorted order of the labels (``.group``).
+        """
+        labels = self._group_labels(group)
+        codes, levels = pd.factorize(labels, sort=True)
+        if np.any(codes < 0):
+            raise ValueError("group has missing labels; give every observation a group")
+        totals = _group_sum_matrix(codes, len(levels))
+        observed, simulated = totals @ self.observed, totals @ self.simulated
+        scaled = scaled_residuals(observed, simulated, _randomisation_rng(self.seed))
+        return replace(self, scaled=scaled, observed=observed, simulated=simulated,
+                       fitted=totals @ self.fitted, expected=totals @ self.expected,
+                       group=np.asarray(levels), data=None)
+
+    def _group_labels(self, group) -> np.ndarray:
+        if isinstance(group, str):
+            if self.data is None or group not in self.data:
+                raise ValueError(f"no data column {group!r} is known to these residuals (the fitted model "
+                                 "does not keep its data); pass the column itself, e.g. "
+                                 f"res.recalculate(group=data[{group!r}])")
+            group = self.data[group]
+        labels = np.asarray(group)
+        if labels.shape != (len(self),):
+            raise ValueError(f"group must give one label per residual ({len(self)}); got shape {labels.shape}")
+        return labels
+
+
+def _group_sum_matrix(codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
+    """The 0/1 matrix G with G[g, i] = 1 when observation i is in group g, so G @ y sums by group."""
+    return sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_groups, len(codes)))
+
+
+def simulate_residuals(fit, n: int = 250, seed: int | None = 123, conditional: bool = False,
+                       data: pd.DataFrame | None = None) -> ScaledResiduals:
+    """Scaled residuals of a fitted model: simulate ``n`` responses, then :func:`scaled_residuals`.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+        A model fitted by :func:`glmmteach.glmm`.
+    n : int
+        Number of simulations (DHARMa's ``n = 250``).
+    seed : int or None
+        Seed of ``numpy.random.default_rng`` for the simulations (and, on a stream of its own, for
+        the randomisation of ties). The same seed gives the same residuals; the global random
+        state is not touched. ``None`` draws a fresh seed, kept in ``.seed``.
+    conditional : bool
+        How the simulations treat the random effects:
+
+        * ``False`` (default): every simulation draws **new** random effects
+          :math:`u^* \\sim N(0, \\hat\\Sigma)`, then :math:`y^* \\mid u^*`. The residual compares
+          :math:`y_i` with its marginal distribution, so the random-effect part of the model is
+          checked too. This is glmmTMB's ``simulate()`` default and DHARMa 0.4.x's behaviour.
+        * ``True``: every simulation keeps the fitted random effects :math:`\\hat u`, then
+          :math:`y^* \\mid \\hat u`: the residual checks the distribution of the response around
+          its group's fitted mean. Recent DHARMa (0.5) made this its default (lme4's
+          ``re.form = NULL``): unconditional residuals of one group are correlated, and the
+          dispersion test is more sensitive with conditional simulations.
+
+        The predictions ``.fitted`` (the plot's x axis and the centre of :func:`test_dispersion`)
+        follow the same choice: population level (``re_form="~0"``, as DHARMa 0.4) for ``False``,
+        with the fitted random effects for ``True``.
+    data : pandas.DataFrame, optional
+        The model's data, kept so that :meth:`ScaledResiduals.recalculate` accepts a column name.
+
+    Returns
+    -------
+    ScaledResiduals
+
+    Examples
+    --------
+    >>> res = simulate_residuals(fit, n=250, seed=123)     # doctest: +SKIP
+    >>> print(res)                                         # doctest: +SKIP
+    >>> res.plot()                                         # doctest: +SKIP
+    """
+    seed = np.random.SeedSequence(seed).entropy
+    simulated = fit.simulate(n, seed=seed, conditional=conditional).to_numpy(float)
+    observed = np.asarray(fit.design.y, float)
+    fitted = np.asarray(fit.predict(type="response", re_form=None if conditional else "~0"), float)
+    expected = fitted * fit.design.n if fit.family.name == "binomial" else fitted
+    scaled = scaled_residuals(observed, simulated, _randomisation_rng(seed))
+    if data is None:
+        data = getattr(fit, "data", None)
+    if data is not None and len(data) != len(observed):
+        data = None   # rows were dropped for missing values: labels would not line up
+    return ScaledResiduals(scaled, observed, simulated, fitted, expected, bool(fit.family.integer_valued),
+                           seed, conditional, None, data)
+
+
+# ---- test results ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TestResult:
+    """A test's outcome, printed like R's ``htest``.
+
+    Attributes
+    ----------
+    name : str
+        Short name, e.g. ``"Dispersion test"``.
+    method : str
+        What was computed.
+    statistic : float or None
+    statistic_name : str
+    pvalue : float
+    alternative : str
+    details : dict
+        Anything else the test computed (expected values, per-quantile p-values, curves).
+    """
+
+    __test__ = False   # not a pytest test class
+
+    name: str
+    method: str
+    statistic: float | None
+    statistic_name: str
+    pvalue: float
+    alternative: str
+    details: dict = field(default_factory=dict, compare=False)
+
+    def __str__(self) -> str:
+        statistic = (f"{self.statistic_name} = {self.statistic:.4g}, " if self.statistic is not None else "")
+        return (f"{self.name}: {self.method}\n"
+                f"{statistic}p-value = {_format_p(self.pvalue)}\n"
+                f"alternative hypothesis: {self.alternative}")
+
+    __repr__ = __str__
+
+
+def _format_p(p: float) -> str:
+    return "NA" if not np.isfinite(p) else ("< 2.2e-16" if p < 2.2e-16 else f"{p:.4g}")
+
+
+def _simulation_pvalue(simulated: np.ndarray, observed: float, alternative: str) -> float:
+    """p-value of an observed summary among its simulated values (DHARMa's ``getP``).
+
+    greater: :math:`\\hat P(T^* \\ge T)`; less: :math:`\\hat P(T^* \\le T)`;
+    two-sided: :math:`\\min\\{1, 2\\min[\\hat P(T^* \\le T), \\hat P(T^* \\ge T)]\\}`.
+    """
+    greater, less = np.mean(simulated >= observed), np.mean(simulated <= observed)
+    if alternative == "greater":
+        return float(greater)
+    if alternative == "less":
+        return float(less)
+    if alternative == "two-sided":
+        return float(min(1.0, 2 * min(greater, less)))
+    raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got {alternative!r}")
+
+
+def test_uniformity(res: ScaledResiduals) -> TestResult:
+    """Kolmogorov-Smirnov test of the scaled residuals against Uniform(0, 1).
+
+    :math:`D = \\sup_t |\\hat F_N(t) - t|`, with :math:`\\hat F_N` the empirical distribution of the
+    residuals (``scipy.stats.kstest``; R's ``ks.test`` as DHARMa's ``testUniformity``).
+    """
+    ks = stats.kstest(res.scaled, "uniform")
+    return TestResult("Uniformity test", "one-sample Kolmogorov-Smirnov test against Uniform(0, 1)",
+                      float(ks.statistic), "D", float(ks.pvalue),
+                      "the residuals are not uniform (two-sided)")
+
+
+def test_dispersion(res: ScaledResiduals, alternative: str = "two-sided") -> TestResult:
+    """Simulation-based dispersion test (DHARMa's ``testDispersion(type = "DHARMa")``).
+
+    The spread of the residuals around the model's prediction :math:`\\hat y_i` (``res.expected``),
+
+    .. math:: s(y) = \\mathrm{var}_i(y_i - \\hat y_i),
+
+    is computed for the observed response and for each simulation :math:`y^*_{\\cdot k}`. The
+    statistic is the ratio :math:`s(y) / \\overline{s(y^*)}`: about 1 when the model's variance is
+    right, above 1 for overdispersion, below 1 for underdispersion. The p-value is the position of
+    :math:`s(y)` among the :math:`s(y^*_{\\cdot k})` (:func:`_simulation_pvalue`).
+
+    DHARMa 0.4 uses the variance as here; DHARMa 0.3 used the standard deviation, whose ratio is
+    about the square root of this one. The p-value is the same either way.
+
+    With new random effects in every simulation (``conditional=False``) the simulated spread
+    includes the random-effect variance: the test is conservative and loses power. With the fitted
+    random effects (``conditional=True``) it is more sensitive, as DHARMa recommends, but leans
+    towards underdispersion when groups are small, since the fitted random effects follow the data
+    (benchmarks/CALIBRATION.md).
+    """
+    def spread(y):
+        return np.var(y - (res.expected[:, None] if y.ndim == 2 else res.expected), axis=0, ddof=1)
+
+    observed, simulated = spread(res.observed), spread(res.simulated)
+    return TestResult("Dispersion test", "simulation-based, variance of the residuals observed vs simulated",
+                      float(observed / simulated.mean()), "dispersion",
+                      _simulation_pvalue(simulated, observed, alternative), alternative,
+                      {"observed_spread": float(observed), "simulated_spread": simulated})
+
+
+def test_outliers(res: ScaledResiduals, alternative: str = "two-sided") -> TestResult:
+    """Binomial test of the number of outliers: residuals outside all simulations (exactly 0 or 1).
+
+    If the observation and its ``n`` simulations come from one continuous distribution, it is
+    the smallest (or the largest) of the ``n + 1`` values with probability :math:`1/(n+1)` each, so
+    the number of outliers among N residuals is :math:`\\mathrm{Binomial}(N, 2/(n+1))`
+    (DHARMa's ``testOutliers(type = "binomial")``). For integer responses ties make outliers rarer
+    than that, and the test conservative.
+    """
+    n_low, n_high = int(np.sum(res.scaled == 0)), int(np.sum(res.scaled == 1))
+    expected = 2 / (res.n_sim + 1)
+    test = stats.binomtest(n_low + n_high, len(res), expected, alternative=alternative)
+    return TestResult("Outlier test", f"binomial test of residuals outside all {res.n_sim} simulations",
+                      float(n_low + n_high), "outliers", float(test.pvalue),
+                      f"the frequency of outliers differs from the expected {expected:.4g} ({alternative})",
+                      {"low": n_low, "high": n_high, "frequency": (n_low + n_high) / len(res),
+                       "expected_frequency": expected})
+
+
+def test_zero_inflation(res: ScaledResiduals, alternative: str = "two-sided") -> TestResult:
+    """Observed zeros against simulated zeros (DHARMa's ``testZeroInflation``).
+
+    Statistic: :math:`Z(y) / \\overline{Z(y^*)}` with :math:`Z(y) = \\sum_i [y_i = 0]` (above 1: more
+    zeros than the model expects); p-value from the position of :math:`Z(y)` among the
+    :math:`Z(y^*_{\\cdot k})`.
+    """
+    observed, simulated = np.sum(res.observed == 0), np.sum(res.simulated == 0, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(observed / simulated.mean())
+    return TestResult("Zero-inflation test", "simulation-based, number of zeros observed vs simulated",
+                      ratio, "ratioObsSim", _simulation_pvalue(simulated, observed, alternative),
+                      alternative,
+                      {"observed_zeros": int(observed), "simulated_zeros": simulated})
+
+
+# ---- residuals against a predictor ------------------------------------------------------------------
+def rank_transform(x) -> np.ndarray:
+    """:math:`\\mathrm{rank}(x_i) / N` (average ranks for ties), values in (0, 1]."""
+    x = np.asarray(x, float)
+    return stats.rankdata(x) / len(x)
+
+
+def benjamini_hochberg(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (R's ``p.adjust(p, "BH")``); NaN stays NaN."""
+    p = np.asarray(p, float)
+    adjusted = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if len(finite):
+        order = finite[np.argsort(p[finite])[::-1]]
+        m = len(finite)
+        ranks = np.arange(m, 0, -1)
+        adjusted[order] = np.minimum(1, np.minimum.accumulate(p[order] * m / ranks))
+    return adjusted
+
+
+def quantile_basis(x: np.ndarray, df: int = 3) -> np.ndarray:
+    """Columns [1, natural cubic spline of x with ``df`` centred columns] (formulaic's ``cr``).
+
+    With few distinct values of x the basis shrinks: ``df`` at most (distinct values - 3); a
+    straight line :math:`[1, x - \\bar x]` when that leaves fewer than 2; the intercept alone for a
+    constant x.
+    """
+    distinct = len(np.unique(x))
+    df = min(df, distinct - 3)
+    if distinct < 2:
+        return np.ones((len(x), 1))
+    if df < 2:
+        return np.column_stack([np.ones(len(x)), x - x.mean()])
+    from formulaic.transforms import natural_cubic_spline
+    columns = natural_cubic_spline(x, df=df, constraints="center", _state={})
+    return np.column_stack([np.ones(len(x)), *columns.values()])
+
+
+def _quantile_fit(r: np.ndarray, B: np.ndarray, q: float):
+    """Quantile regression of :math:`r - q` on B; Wald test that all coefficients are 0."""
+    from statsmodels.regression.quantile_regression import QuantReg
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # iteration-limit and small-sample warnings of QuantReg
+        result = QuantReg(r - q, B).fit(q=q)
+    gamma, V = result.params, result.cov_params()
+    try:
+        wald = float(gamma @ np.linalg.solve(V, gamma))
+    except np.linalg.LinAlgError:
+        return B @ gamma + q, np.nan
+    return B @ gamma + q, float(stats.chi2.sf(wald, df=len(gamma)))
+
+
+def test_quantiles(res: ScaledResiduals, predictor=None, quantiles=QUANTILES, df: int = 3) -> TestResult:
+    """Do the residuals' quantiles stay flat at 0.25, 0.5, 0.75 along a predictor?
+
+    For each quantile *q*, a quantile regression (statsmodels ``QuantReg``) of :math:`r_i - q` on a
+    smooth basis :math:`B(x_i) = [1, \\mathrm{cr}(x_i)]` (natural cubic spline, ``df`` centred
+    columns) of the rank-transformed predictor :math:`x_i = \\mathrm{rank}/N`:
+
+    .. math:: Q_q(r \\mid x) - q = B(x)\\gamma_q .
+
+    If the model is right, the *q*-quantile of the residuals is *q* everywhere, i.e.
+    :math:`\\gamma_q = 0`. The test is the Wald statistic :math:`\\hat\\gamma_q^\\top \\hat V^{-1}
+    \\hat\\gamma_q \\sim \\chi^2_{\\dim\\gamma}` with QuantReg's sandwich covariance :math:`\\hat V`: a
+    direct test of the whole curve against the horizontal line (DHARMa's ``testQuantiles`` fits a
+    penalised spline with qgam and combines the tests of its intercept and smooth term). The
+    p-values of the quantiles are Benjamini-Hochberg adjusted; the combined p-value is their minimum.
+
+    Parameters
+    ----------
+    predictor : array (N,), optional
+        Default: the model's predictions ``res.fitted``.
+
+    Returns
+    -------
+    TestResult
+        ``details``: ``quantiles``, ``pvalues`` (adjusted, one per quantile), ``x`` (the sorted
+        rank-transformed predictor) and ``curves`` (the fitted quantile curves along ``x``).
+    """
+    x = rank_transform(res.fitted if predictor is None else predictor)
+    order = np.argsort(x, kind="stable")
+    x, r = x[order], res.scaled[order]
+    B = quantile_basis(x, df)
+    curves, pvalues = zip(*(_quantile_fit(r, B, q) for q in quantiles))
+    adjusted = benjamini_hochberg(pvalues)
+    combined = float(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else np.nan
+    return TestResult("Quantile test", f"quantile regression (natural spline, Wald test) at "
+                      f"{', '.join(map(str, quantiles))}", None, "", combined,
+                      "a quantile of the residuals changes along the predictor",
+                      {"quantiles": tuple(quantiles), "pvalues": adjusted, "x": x, "curves": np.array(curves)})
+
+
+def test_categorical(res: ScaledResiduals, predictor) -> TestResult:
+    """Residuals by the levels of a categorical predictor (DHARMa's ``testCategorical``).
+
+    Within each level a Kolmogorov-Smirnov test of uniformity (p-values Benjamini-Hochberg adjusted,
+    in ``details["pvalues"]``), and across levels Levene's test that the residuals' variances are
+    equal (the reported p-value).
+    """
+    levels, codes = _levels_and_codes(predictor, len(res))
+    groups = [res.scaled[codes == k] for k in range(len(levels))]
+    ks = benjamini_hochberg([stats.kstest(g, "uniform").pvalue if len(g) else np.nan for g in groups])
+    sized = [g for g in groups if len(g) > 1]
+    levene = stats.levene(*sized) if len(sized) > 1 else None
+    return TestResult("Categorical test", "Levene's test of equal variance across levels "
+                      "(and a KS test within each level)",
+                      None if levene is None else float(levene.statistic), "F",
+                      np.nan if levene is None else float(levene.pvalue),
+                      "the residuals' variances differ between levels",
+                      {"levels": levels, "pvalues": ks})
+
+
+def _levels_and_codes(predictor, n: int):
+    values = pd.Series(np.asarray(predictor) if not isinstance(predictor, pd.Series) else predictor.to_numpy())
+    if len(values) != n:
+        raise ValueError(f"the predictor must give one value per residual ({n}); got {len(values)}")
+    categorical = pd.Categorical(values)
+    return list(categorical.categories), categorical.codes
+
+
+def is_categorical(predictor, few: int = 10) -> bool:
+    """Whether residuals against ``predictor`` are best shown as boxplots per level.
+
+    True for a pandas categorical, text or boolean predictor, and (as DHARMa's ``plotResiduals``)
+    for a numeric one with fewer than ``few`` distinct values and more than three observations per
+    value.
+    """
+    values = predictor if isinstance(predictor, pd.Series) else pd.Series(np.asarray(predictor))
+    if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values) \
+            or pd.api.types.is_bool_dtype(values):
+        return True
+    distinct = values.nunique()
+    return distinct < few and len(values) > 3 * distinct
+
+
+for _function in (test_uniformity, test_dispersion, test_outliers, test_zero_inflation, test_quantiles,
+                  test_categorical):
+    _function.__test__ = False   # library functions, not pytest tests
