@@ -11,6 +11,8 @@
 suppressMessages({library(glmmTMB); library(lme4); library(jsonlite)})
 dir.create("benchmarks/data", showWarnings = FALSE, recursive = TRUE)
 runs <- 3
+loadavg <- function() if (file.exists("/proc/loadavg")) scan("/proc/loadavg", what = "", n = 3, quiet = TRUE) else NA
+load_start <- loadavg()
 
 # ---------------------------------------------------------------- data -------------------------------------------
 seeds <- read.csv("datasets/crowder_seeds.csv", stringsAsFactors = TRUE)
@@ -117,7 +119,8 @@ out <- list(
                  lme4 = packageDescription("lme4")$Version, TMB = packageDescription("TMB")$Version,
                  Matrix = packageDescription("Matrix")$Version, glmmTMB_cores = getOption("glmmTMB.cores", 1L),
                  BLAS = si$BLAS, LAPACK = si$LAPACK),
-  machine = list(cores = parallel::detectCores(), platform = R.version$platform, os = si$running),
+  machine = list(cores = parallel::detectCores(), platform = R.version$platform, os = si$running,
+                 loadavg_start = load_start, loadavg_end = loadavg()),   # other work on the machine skews timings
   rows = rows)
 write_json(out, "benchmarks/r_timings.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
 cat("wrote benchmarks/r_timings.json\n")
