@@ -4,9 +4,24 @@
     fit = gt.glmm("cbind(germ, n - germ) ~ gen * extract + (1 | plate)",
                   data=gt.datasets.load("crowder_seeds"), family="binomial", reml=True)
     print(fit.summary())
+    res = gt.simulate_residuals(fit, n=250, seed=123)
+
+``glmmteach.plotting`` (matplotlib) is imported on first use, so ``import glmmteach`` stays light.
 """
-from . import datasets, families, fit, links
-from .fit import glmm
+import importlib
+
+from . import datasets, diagnostics, families, fit, links
+from .diagnostics import (ScaledResiduals, scaled_residuals, simulate_residuals, test_categorical,
+                          test_dispersion, test_outliers, test_quantiles, test_uniformity, test_zero_inflation)
+from .fit import ConvergenceWarning, glmm
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "families", "fit", "glmm", "links"]
+__all__ = ["ConvergenceWarning", "ScaledResiduals", "datasets", "diagnostics", "families", "fit", "glmm", "links",
+           "plotting", "scaled_residuals", "simulate_residuals", "test_categorical", "test_dispersion",
+           "test_outliers", "test_quantiles", "test_uniformity", "test_zero_inflation"]
+
+
+def __getattr__(name):
+    if name == "plotting":
+        return importlib.import_module(".plotting", __name__)
+    raise AttributeError(f"module 'glmmteach' has no attribute {name!r}")

@@ -146,8 +146,21 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
     psi0 = _start(objective, start or {}, beta_glm, phi_glm)
     if reml:
         objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
-    psi, converged, message = _optimise(objective, psi0, verbose)
-    return GlmmFit.from_optimum(objective, psi, converged, message)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
+        psi, converged, message = _optimise(objective, psi0, verbose)
+    fit = GlmmFit.from_optimum(objective, psi, converged, message)
+    fit.data = _rows_used(data, design, weights)
+    return fit
+
+
+def _rows_used(data, design: Design, weights):
+    """The rows of ``data`` that the fit used: no missing value in the formula's columns or the weights."""
+    complete = data[design.formula.variables()].notna().all(axis=1)
+    if isinstance(weights, str):
+        complete &= data[weights].notna()
+    elif weights is not None:
+        complete &= ~np.isnan(np.asarray(weights, float))
+    return data.loc[complete]
 
 
 def _check_nagq(design: Design, nagq: int, reml: bool) -> None:

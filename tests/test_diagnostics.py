@@ -225,13 +225,13 @@ def test_recalculate_sums_observations_and_simulations_within_groups(crowder, se
     assert "summed within 4 groups" in str(grouped)
 
 
-def test_recalculate_by_column_name_needs_the_data(crowder, seeds):
-    with pytest.raises(ValueError, match=r"data\['plate'\]"):
-        simulate_residuals(crowder, n=50).recalculate("plate")
+def test_recalculate_by_column_name_uses_the_fitted_data(crowder, seeds):
+    from_fit = simulate_residuals(crowder, n=50).recalculate("plate")      # the fit keeps the rows it used
     res = simulate_residuals(crowder, n=50, data=seeds)
     by_plate = res.recalculate("plate")          # one observation per plate: nothing is summed
     order = np.argsort(seeds["plate"].astype(str).to_numpy(), kind="stable")
     np.testing.assert_array_equal(by_plate.observed, res.observed[order])
+    np.testing.assert_array_equal(from_fit.scaled, by_plate.scaled)
     with pytest.raises(ValueError, match="one label per residual"):
         res.recalculate(np.arange(5))
 
