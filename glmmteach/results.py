@@ -32,6 +32,7 @@ class GlmmFit:
     cov_beta: np.ndarray
     converged: bool
     message: str
+    data: pd.DataFrame | None = None      # the rows of the user's data that the fit used
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
