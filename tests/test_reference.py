@@ -155,3 +155,15 @@ def test_lm_log_scale():
     np.testing.assert_allclose(reml.se[list(ref["se"])], list(ref["se"].values()), rtol=1e-6)
     np.testing.assert_allclose(ml.fixef[list(ref["fixef"])], list(ref["fixef"].values()), rtol=1e-6, atol=1e-9)
     assert ml.loglik == pytest.approx(ref["logLik"], abs=1e-6)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "ranef_by_group" in json.loads((REFERENCE / f"{c}.json").read_text())])
+def test_conditional_modes_by_group(case, fits):
+    """Conditional modes by group, level and term, against R's ranef() (R's level names, e.g. 'b1:a01')."""
+    ref, fit = fitted(case, fits)
+    for block in ref["ranef_by_group"]:
+        ours = fit.ranef[block["group"]]
+        sd = {t: s for b in ref["random"] if b["group"] == block["group"] for t, s in zip(b["terms"], b["sd"])}
+        for term in block["terms"]:
+            theirs = pd.Series(block["modes"][term], index=block["levels"])
+            np.testing.assert_allclose(ours.loc[theirs.index, term], theirs, atol=1e-3 * sd[term])
