@@ -120,7 +120,7 @@ class ScaledResiduals:
     expected: np.ndarray
     integer: bool
     seed: int
-    conditional: bool | None = None
+    conditional: bool | str | None = None    # "none" for a model without random effects
     group: np.ndarray | None = None
     data: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -151,6 +151,7 @@ class ScaledResiduals:
     def __str__(self) -> str:
         how = {False: "new random effects drawn in each simulation",
                True: "the fitted random effects kept",
+               "none": "a model without random effects",
                None: "simulations supplied by the caller"}[self.conditional]
         values = " ".join(f"{r:.3g}" for r in self.scaled[:20])
         grouped = f", summed within {len(self)} groups" if self.group is not None else ""
@@ -268,7 +269,7 @@ def simulate_residuals(fit, n: int = 250, seed: int | None = 123, conditional: b
     if data is not None and len(data) != len(observed):
         data = None   # rows were dropped for missing values: labels would not line up
     return ScaledResiduals(scaled, observed, simulated, fitted, expected, bool(fit.family.integer_valued),
-                           seed, conditional, None, data)
+                           seed, conditional if fit.design.q else "none", None, data)
 
 
 # ---- test results ----------------------------------------------------------------------------------

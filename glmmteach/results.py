@@ -380,10 +380,11 @@ class Summary:
         stars = np.select([p < 0.001, p < 0.01, p < 0.05, p < 0.1], ["***", "**", "*", "."], "")
         numbers = np.abs(table[["Estimate", "Std. Error"]].to_numpy().ravel())
         smallest = numbers[numbers > 0].min() if np.any(numbers > 0) else 1.0
-        decimals = int(np.clip(3 - np.floor(np.log10(smallest)), 0, 8))
+        decimals = int(max(0, 3 - np.floor(np.log10(smallest))))
+        form = f".{decimals}f" if decimals <= 5 else ".3e"     # R turns to scientific notation too
         text = pd.DataFrame({
-            "Estimate": [f"{v:.{decimals}f}" for v in table["Estimate"]],
-            "Std. Error": [f"{v:.{decimals}f}" for v in table["Std. Error"]],
+            "Estimate": [f"{v:{form}}" for v in table["Estimate"]],
+            "Std. Error": [f"{v:{form}}" for v in table["Std. Error"]],
             "z value": [f"{v:.3f}" for v in table["z value"]],
             "Pr(>|z|)": [_format_p(v) for v in p],
             "": stars}, index=table.index)
