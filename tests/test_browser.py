@@ -1,5 +1,7 @@
 """The Day 5 pages in a real browser: the math is typeset by MathJax and every figure loads.
 
+Checked: the front page, the Day 5 chapters (lessons 01-08) and the API reference, whose docstrings carry formulas.
+
 Headless Chromium (Debian's ``chromium`` package) opens the built book from a local HTTP server on
 127.0.0.1. One small checking page, served beside the book, loads each Day 5 page in an iframe (same
 origin, so its script may look inside), waits for MathJax's first typesetting and for the images, and
@@ -25,7 +27,7 @@ from urllib.parse import quote
 import pytest
 
 HTML = Path(__file__).resolve().parent.parent / "_build" / "html"
-DAY5 = "lessons/0[1-7]_*.html"
+PAGES = ("lessons/intro.html", "lessons/0[1-8]_*.html", "lessons/api.html", "lessons/api/*.html")
 CHECK_PAGE = "/__browser_check__.html"
 CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser")) if path), None)
 
@@ -113,14 +115,14 @@ def server():
     httpd.server_close()
 
 
-def _day5_pages() -> list[str]:
-    return [str(p.relative_to(HTML)) for p in sorted(HTML.glob(DAY5))]
+def _pages() -> list[str]:
+    return [str(p.relative_to(HTML)) for pattern in PAGES for p in sorted(HTML.glob(pattern))]
 
 
 @pytest.fixture(scope="module")
 def rendered(server):
-    pages = ["/" + page for page in _day5_pages()]
-    assert pages, f"no Day 5 pages ({DAY5}) in {HTML}"
+    pages = ["/" + page for page in _pages()]
+    assert any("lessons/0" in page for page in pages), f"no Day 5 chapters (lessons/0*.html) in {HTML}"
     url = f"{server}{CHECK_PAGE}#{quote(json.dumps(pages))}"
     with tempfile.TemporaryDirectory() as profile:
         run = subprocess.run(
@@ -136,13 +138,13 @@ def rendered(server):
     return {r["page"].lstrip("/"): r for r in results}
 
 
-def test_every_day5_page_was_checked(rendered):
-    assert sorted(rendered) == _day5_pages()
+def test_every_page_was_checked(rendered):
+    assert sorted(rendered) == sorted(_pages())
     errors = {page: r["error"] for page, r in rendered.items() if "error" in r}
     assert not errors, f"pages the browser could not inspect: {errors}"
 
 
-@pytest.mark.parametrize("page", _day5_pages() if (HTML / "index.html").exists() else [])
+@pytest.mark.parametrize("page", _pages() if (HTML / "index.html").exists() else [])
 def test_math_is_rendered(rendered, page):
     r = rendered[page]
     if r["math_sources"] == 0:
@@ -153,13 +155,14 @@ def test_math_is_rendered(rendered, page):
     assert r["math_errors"] == 0, f"{page}: {r['math_errors']} equations with TeX errors"
 
 
-@pytest.mark.parametrize("page", _day5_pages() if (HTML / "index.html").exists() else [])
+@pytest.mark.parametrize("page", _pages() if (HTML / "index.html").exists() else [])
 def test_figures_load(rendered, page):
     r = rendered[page]
     broken = [img["src"] for img in r["images"] if img["width"] == 0]
     assert not broken, f"{page}: images that did not load: {broken}"
 
 
-def test_the_day5_pages_have_math_and_figures(rendered):
-    assert sum(r["math_rendered"] for r in rendered.values()) > 0, "no equation typeset on any Day 5 page"
-    assert sum(len(r["images"]) for r in rendered.values()) > 0, "no figure on any Day 5 page"
+def test_the_day5_chapters_have_math_and_figures(rendered):
+    chapters = [r for page, r in rendered.items() if page.startswith("lessons/0")]
+    assert sum(r["math_rendered"] for r in chapters) > 0, "no equation typeset in any Day 5 chapter"
+    assert sum(len(r["images"]) for r in chapters) > 0, "no figure in any Day 5 chapter"
