@@ -18,7 +18,7 @@ export PIP_NO_INPUT := 1
 NOTEBOOKS := $(shell find lessons -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null)
 NBVAL     := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install test book clean
+.PHONY: install test book homework clean
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all --warningiserror --keep-going
+
+# The homework (lessons/homework/, otter-grader): student notebooks and autograders into _build/homework/.
+# Grade a submitted notebook: $(BIN)/python lessons/homework/homework.py grade NOTEBOOK
+homework: $(STAMP)
+	$(BIN)/python lessons/homework/homework.py build
 
 clean:
 	rm -rf _build $(VENV) build dist *.egg-info .pytest_cache .hypothesis
