@@ -349,7 +349,11 @@ def _check_finite_result(values: np.ndarray, name: str, data: pd.DataFrame, what
 
 def _evaluate(expr: str, data: pd.DataFrame):
     """Evaluate an arithmetic expression of columns, such as ``n - germ`` or ``log(wt)``.
-    ``^`` is R's power, as in ``y^2``."""
+    ``^`` is R's power, as in ``y^2``. A bare column name is taken as it is (even ``yield``)."""
+    if expr in data.columns:
+        if not pd.api.types.is_numeric_dtype(data[expr]):
+            raise ValueError(f"column {expr!r} is text or categorical; it must be numeric here")
+        return data[expr].to_numpy()
     try:
         tree = ast.parse(expr.replace("^", "**"), mode="eval")
     except SyntaxError as error:

@@ -336,3 +336,12 @@ def test_cbind_and_proportion_with_weights_give_the_same_fit(seeds):
         np.testing.assert_allclose(other.se, a.se, rtol=1e-6, atol=1e-6)
         assert other.loglik == pytest.approx(a.loglik, abs=1e-6)
         np.testing.assert_allclose(other.varcorr.sd, a.varcorr.sd, rtol=1e-6, atol=1e-6)
+
+
+def test_a_response_column_named_like_a_python_keyword():
+    """R accepts a column called `yield`; so do we (the turnip data has one)."""
+    turnips = gt.datasets.load("mcconway_turnip")
+    fit = gt.glmm("yield ~ gen + (1 | block)", turnips, family=gt.families.Gamma(link="log"))
+    renamed = gt.glmm("yld ~ gen + (1 | block)", turnips.rename(columns={"yield": "yld"}),
+                      family=gt.families.Gamma(link="log"))
+    assert fit.loglik == pytest.approx(renamed.loglik, abs=1e-9)
