@@ -4,11 +4,15 @@ Each family is a small frozen dataclass holding its link. Its density and its ra
 draw sit side by side, as in glmmTMB. Every method is vectorised (elementwise, numpy
 broadcasting) and uses the argument names of the lessons:
 
-``y``    the observed response (for the binomial: the number of successes),
-``mu``   the mean (for the binomial: the success probability),
-``phi``  the dispersion parameter, which always means exactly what glmmTMB's ``sigma()``
-         returns for that family (see each class and ``sigma_meaning``),
-``n``    the number of binomial trials (other families accept and ignore it).
+``y``
+    the observed response (for the binomial: the number of successes),
+``mu``
+    the mean (for the binomial: the success probability),
+``phi``
+    the dispersion parameter, which always means exactly what glmmTMB's ``sigma()``
+    returns for that family (see each class and ``sigma_meaning``),
+``n``
+    the number of binomial trials (other families accept and ignore it).
 
 ``loglik`` keeps every constant that R's ``dnorm``, ``dbinom``, ``dpois``, ``dgamma``,
 ``dnbinom`` and ``dbeta`` keep, so that its sum is glmmTMB's ``logLik``.
@@ -62,6 +66,8 @@ class Family:
         A link name (``"log"``) or a :class:`~glmmteach.links.Link`; by default the
         family's ``default_link``, as in R. Links outside ``allowed_links`` raise ValueError.
 
+    Notes
+    -----
     Subclasses implement ``loglik``, ``dloglik_dmu``, ``d2loglik_dmu2``, ``variance``
     (R's variance function ``V(mu)``), ``var_y`` (the full ``Var y``, with ``phi``),
     ``simulate``, ``start_mu``, ``unit_deviance`` and ``_support_rules``.
