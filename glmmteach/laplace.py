@@ -95,41 +95,70 @@ class Eta:
 
 
 @dataclass
-class ScalarM:
-    """:math:`M = Z\\Lambda_\\theta` for one scalar term: row i has one entry, ``m[i]``, in column ``group[i]``.
+class BlockM:
+    """:math:`M = Z\\Lambda_\\theta` for one random-effect term with k columns (k = 1: ``(1 | g)``).
 
-    Then :math:`M^\\top D M` is diagonal, and every product is a ``np.bincount`` over groups.
+    b is stored group by group: :math:`b_g = (b_{gk}, \\dots, b_{gk+k-1})`. Row i of Z holds the term's
+    k values :math:`x_i` in the block of its group :math:`g_i`, and :math:`\\Lambda_\\theta` repeats the
+    k x k template T, so row i of M is the k-vector :math:`m_i = T^\\top x_i` (``m[i]``), in the columns
+    ``columns[i]`` = :math:`g_i k, \\dots, g_i k + k - 1`. Then :math:`M^\\top D M` is block diagonal,
+    and every product is a gather or a ``np.bincount`` over groups.
     """
 
-    group: np.ndarray
+    columns: np.ndarray
     m: np.ndarray
-    q: int
+    n_groups: int
+
+    def __post_init__(self):
+        self.k = self.m.shape[1]
+        self.q = self.n_groups * self.k
+        self.group = self.columns[:, 0] // self.k
+
+    def group_sum(self, v: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_{i: g_i = g} v_i` for each group g (a vector of length G)."""
+        return np.bincount(self.group, v, minlength=self.n_groups)
+
+    def rows(self, blocks: np.ndarray) -> np.ndarray:
+        """:math:`(M B)_i = m_i^\\top B_{g_i} = \\sum_j m_{ij} (B_{g_i})_{j\\cdot}` for blocks B of shape (G, k, s): (n, s)."""
+        B = blocks.reshape(self.q, -1)                 # row gk + j is (B_g)_{j.}
+        MB = self.m[:, 0, None] * B[self.columns[:, 0]]
+        for j in range(1, self.k):
+            MB += self.m[:, j, None] * B[self.columns[:, j]]
+        return MB
 
     def __matmul__(self, b: np.ndarray) -> np.ndarray:
-        return self.m * b[self.group]
+        """:math:`(Mb)_i = m_i^\\top b_{g_i} = \\sum_j m_{ij}\\, b_{g_i k + j}`."""
+        Mb = self.m[:, 0] * b[self.columns[:, 0]]
+        for j in range(1, self.k):
+            Mb += self.m[:, j] * b[self.columns[:, j]]
+        return Mb
 
     def t_dot(self, r: np.ndarray) -> np.ndarray:
-        """:math:`M^\\top r`."""
-        return np.bincount(self.group, self.m * r, minlength=self.q)
+        """:math:`(M^\\top r)_{gk + j} = \\sum_{i: g_i = g} m_{ij} r_i`."""
+        return np.bincount(self.columns.ravel(), (self.m * r[:, None]).ravel(), minlength=self.q)
 
     def weighted_crossprod(self, D: np.ndarray) -> np.ndarray:
-        """The diagonal of :math:`M^\\top D M`."""
-        return np.bincount(self.group, self.m ** 2 * D, minlength=self.q)
+        """The diagonal blocks of :math:`M^\\top D M`: :math:`\\sum_{i: g_i = g} D_i m_i m_i^\\top`, (G, k, k)."""
+        blocks = np.empty((self.n_groups, self.k, self.k))
+        for j in range(self.k):
+            for l in range(j + 1):
+                blocks[:, j, l] = self.group_sum(D * self.m[:, j] * self.m[:, l])
+                blocks[:, l, j] = blocks[:, j, l]
+        return blocks
 
     def weighted_cross(self, D: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """:math:`M^\\top D X` (q x p)."""
-        mD = self.m * D
-        return np.column_stack([np.bincount(self.group, mD * x, minlength=self.q) for x in X.T]) \
-            if X.shape[1] else np.zeros((self.q, 0))
-
-    def leverage(self, A_diag: np.ndarray) -> np.ndarray:
-        """:math:`[M A^{-1} M^\\top]_{ii} = m_i^2 / A_{g_i g_i}`."""
-        return self.m ** 2 / A_diag[self.group]
+        """:math:`M^\\top D X` (q x p): block g holds :math:`\\sum_{i: g_i = g} D_i m_i x_i^\\top`,
+        one bincount for each column j of m and c of X (row gk + j, column c)."""
+        if X.shape[1] == 0:
+            return np.zeros((self.q, 0))
+        mD = self.m * D[:, None]
+        return np.column_stack([np.bincount(self.group, mD_j * x, minlength=self.n_groups)
+                                for mD_j in mD.T for x in X.T]).reshape(self.q, X.shape[1])
 
 
 @dataclass
 class SparseM:
-    """:math:`M = Z\\Lambda_\\theta` in general (crossed, nested or correlated terms): a sparse matrix."""
+    """:math:`M = Z\\Lambda_\\theta` in general (crossed, nested or several terms): a sparse matrix."""
 
     M: sp.csc_matrix
 
@@ -150,37 +179,94 @@ class SparseM:
         return np.asarray(self.M.T @ (D[:, None] * X))
 
 
-
 def re_matrix(design: Design, theta: np.ndarray):
-    """M for the design at theta: the scalar fast path when each row of Z has one entry."""
-    if design.z_is_diagonal:
-        group, z = design.z_columns
-        lam = np.zeros(design.q)
-        lam[design.lambda_rows] = np.asarray(theta)[design.lambda_theta]
-        return ScalarM(group, z * lam[group], design.q)
+    """M for the design at theta: block by group for one term, else a sparse matrix."""
+    if _one_term(design):
+        return block_re_matrix(design, theta)
+    return sparse_re_matrix(design, theta)
+
+
+def sparse_re_matrix(design: Design, theta: np.ndarray) -> "SparseM":
+    """:math:`M = Z\\Lambda_\\theta` as a sparse matrix (any terms: crossed, nested, several)."""
     return SparseM((design.Z @ design.Lambda(theta)).tocsc())
 
 
-@dataclass
-class DiagonalA:
-    """:math:`A = M^\\top D M + I` for one scalar term: a diagonal, stored as a vector."""
+def block_re_matrix(design: Design, theta: np.ndarray) -> BlockM:
+    """:math:`m_i = T_\\theta^\\top x_i` for one term, with T the term's template."""
+    columns, x = _term_columns(design)
+    return BlockM(columns, x @ _template(design.terms[0], theta), len(design.terms[0].levels))
 
-    diagonal: np.ndarray
+
+def _one_term(design: Design) -> bool:
+    """One term whose k values are all stored in each row of Z (so that Z's CSR data is an n x k array)."""
+    return len(design.terms) == 1 and design.Z.nnz == design.nobs * design.terms[0].k
+
+
+def _term_columns(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """For one term, the columns of Z that row i uses, :math:`g_i k + j` (n x k), and their values
+    :math:`x_i` (n x k): Z's CSR indices and data, as each row holds k entries, in order."""
+    columns, values = design.z_columns
+    k = design.terms[0].k
+    return columns.reshape(-1, k), values.reshape(-1, k)
+
+
+def _template(term, theta: np.ndarray) -> np.ndarray:
+    """The k x k lower-triangular template T, from theta's entries (lower triangle, column by column)."""
+    T = np.zeros((term.k, term.k))
+    rows, cols = np.array(term.lower_triangle()).T
+    T[rows, cols] = theta
+    return T
+
+
+@dataclass
+class BlockA:
+    """:math:`A = M^\\top D M + I` for one term: G diagonal blocks :math:`A_g` of k x k, stored as (G, k, k).
+
+    Each block is factorised, :math:`A_g = L_g L_g^\\top`, so :math:`\\log|A| = 2\\sum_g\\sum_j \\log (L_g)_{jj}`;
+    solves use the inverse blocks :math:`A_g^{-1} = L_g^{-\\top} L_g^{-1}` (k is small).
+    """
+
+    blocks: np.ndarray
 
     def __post_init__(self):
-        if not np.all(self.diagonal > 0):
-            raise NotPositiveDefinite("M'DM + I has a non-positive diagonal")
-        self.logdet = float(np.sum(np.log(self.diagonal)))
+        if self.blocks.shape[1] == 1:     # k = 1: A is diagonal
+            if not np.all(self.blocks > 0):
+                raise NotPositiveDefinite("M'DM + I has a non-positive diagonal")
+            self.inverse, self.logdet = 1.0 / self.blocks, float(np.sum(np.log(self.blocks)))
+        else:
+            try:
+                L = np.linalg.cholesky(self.blocks)
+            except np.linalg.LinAlgError:
+                raise NotPositiveDefinite("a block of M'DM + I is not positive definite") from None
+            L_inv = np.linalg.inv(L)
+            self.inverse = np.swapaxes(L_inv, 1, 2) @ L_inv
+            self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        self._P = None
+
+    @property
+    def diagonal(self) -> np.ndarray:
+        """The diagonal of A (for k = 1, the curvature of each group's integrand at its mode)."""
+        return np.diagonal(self.blocks, axis1=1, axis2=2).ravel()
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return rhs / (self.diagonal if rhs.ndim == 1 else self.diagonal[:, None])
+        """:math:`A^{-1} r`, block by block: :math:`A_g^{-1} r_g` (r a vector or a q x s matrix)."""
+        G, k = self.blocks.shape[:2]
+        r = rhs.reshape(G, k, -1 if rhs.ndim == 1 else rhs.shape[1])
+        return (self.inverse * r if k == 1 else self.inverse @ r).reshape(rhs.shape)
 
-    def leverage(self, M) -> np.ndarray:
-        return M.leverage(self.diagonal)
+    def leverage(self, M: BlockM) -> np.ndarray:
+        """:math:`h_i = m_i^\\top A_{g_i}^{-1} m_i`."""
+        return np.sum(self.P(M) * M.m, axis=1)
 
-    def trace(self, M, D: np.ndarray, Mk) -> float:
-        """:math:`\\mathrm{tr}(A^{-1} M^\\top D M_k) = \\sum_i m_i D_i (m_k)_i / A_{g_i g_i}`."""
-        return float(np.sum(M.m * D * Mk.m / self.diagonal[M.group]))
+    def trace(self, M: BlockM, D: np.ndarray, Mk: BlockM) -> float:
+        """:math:`\\mathrm{tr}(A^{-1} M^\\top D M_k) = \\sum_i D_i\\, m_i^\\top A_{g_i}^{-1} (m_k)_i`."""
+        return float(D @ np.sum(self.P(M) * Mk.m, axis=1))
+
+    def P(self, M: BlockM) -> np.ndarray:
+        """The rows of :math:`P = M A^{-1}`: :math:`p_i = A_{g_i}^{-1} m_i` (n x k), computed once."""
+        if self._P is None:
+            self._P = M.rows(self.inverse)
+        return self._P
 
 
 @dataclass
@@ -246,8 +332,8 @@ DENSE_LIMIT = 3000
 
 def factor_A(M, D: np.ndarray):
     """Factorise :math:`A = M^\\top D M + I` in the cheapest form its structure allows."""
-    if isinstance(M, ScalarM):
-        return DiagonalA(M.weighted_crossprod(D) + 1.0)
+    if isinstance(M, BlockM):
+        return BlockA(M.weighted_crossprod(D) + np.eye(M.k))
     A = M.weighted_crossprod(D) + sp.identity(M.q)
     return DenseA(A.toarray()) if M.q <= DENSE_LIMIT else SparseA(A)
 
@@ -256,12 +342,12 @@ def factor_A(M, D: np.ndarray):
 class HessianFactor:
     """Factorisation of :math:`H_v = \\begin{pmatrix} C & B^\\top \\\\ B & A\\end{pmatrix}` by its Schur complement.
 
-    :math:`A = M^\\top D M + I` (diagonal for one scalar term, else dense or sparse),
+    :math:`A = M^\\top D M + I` (block diagonal for one term, else dense or sparse),
     :math:`B = M^\\top D X`, :math:`C = X^\\top D X`, :math:`S = C - B^\\top A^{-1} B`, and
     :math:`\\log|H_v| = \\log|A| + \\log|S|`. With no integrated beta (ML), :math:`H_v = A`.
     """
 
-    A: DiagonalA | DenseA | SparseA
+    A: BlockA | DenseA | SparseA
     B: np.ndarray
     S_chol: tuple | None
     logdet: float
@@ -269,16 +355,15 @@ class HessianFactor:
     @classmethod
     def of(cls, X: np.ndarray, M, D: np.ndarray) -> "HessianFactor":
         A = factor_A(M, D)
+        if X.shape[1] == 0:                       # ML: H_v = A
+            return cls(A, np.zeros((M.q, 0)), None, A.logdet)
         B = M.weighted_cross(D, X)
         S = X.T @ (D[:, None] * X) - B.T @ A.solve(B)
-        S_chol, logdet_S = None, 0.0
-        if S.size:
-            try:
-                S_chol = cho_factor(S)
-            except np.linalg.LinAlgError:
-                raise NotPositiveDefinite("the fixed-effects block of the Hessian is not positive definite") from None
-            logdet_S = 2.0 * np.sum(np.log(np.diag(S_chol[0])))
-        return cls(A, B, S_chol, A.logdet + logdet_S)
+        try:
+            S_chol = cho_factor(S)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("the fixed-effects block of the Hessian is not positive definite") from None
+        return cls(A, B, S_chol, A.logdet + 2.0 * np.sum(np.log(np.diag(S_chol[0]))))
 
     def solve_A(self, rhs: np.ndarray) -> np.ndarray:
         return self.A.solve(rhs)
@@ -306,7 +391,7 @@ class InnerProblem:
 
     design: Design
     X_in: np.ndarray
-    M: ScalarM | SparseM
+    M: BlockM | SparseM
     eta_fixed: np.ndarray
     phi: float
     reml: bool
@@ -426,7 +511,7 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
     laplace = laplace_loglik(design, beta, theta, phi, reml=False, v0=v0)
     problem, b_hat, h = laplace.problem, laplace.b, laplace.factor.A.diagonal
     x, w = roots_hermite(nagq)
-    group, m = problem.M.group, problem.M.m              # row i: entry m_i of M = Z Lambda in column group_i
+    group, m = problem.M.group, problem.M.m[:, 0]        # row i: entry m_i of M = Z Lambda in column group_i
     shift = np.sqrt(2.0 / h)[:, None] * x[None, :]      # (groups, nodes)
     b_nodes = b_hat[:, None] + shift
     eta = laplace.response.eta[:, None] + m[:, None] * shift[group]
@@ -477,10 +562,18 @@ def score_beta(result: LaplaceResult) -> np.ndarray:
 
 def _theta_derivatives(design: Design, M):
     """:math:`M_k = Z\\,\\partial\\Lambda/\\partial\\theta_k`, in M's own form."""
-    if isinstance(M, ScalarM):
-        group, z = design.z_columns
-        return [ScalarM(group, z, design.q)]
+    if isinstance(M, BlockM):
+        return [BlockM(M.columns, _column_derivative(design, r, c), M.n_groups)
+                for r, c in design.terms[0].lower_triangle()]
     return [SparseM(Zk) for Zk in design.z_dlambda]
+
+
+def _column_derivative(design: Design, r: int, c: int) -> np.ndarray:
+    """Rows of :math:`M_k` for :math:`\\theta_k = T_{rc}`: :math:`\\partial (T^\\top x_i)/\\partial T_{rc} = x_{ir}\\,e_c`."""
+    x = _term_columns(design)[1]
+    m_k = np.zeros(x.shape)
+    m_k[:, c] = x[:, r]
+    return m_k
 
 
 def _dD_deta(design: Design, eta: np.ndarray, phi: float) -> np.ndarray:
