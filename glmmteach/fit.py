@@ -7,8 +7,9 @@ over the parameters that are not integrated out:
 * REML: :math:`\\psi = (\\theta, \\log\\phi)`, since :math:`\\beta` is integrated with the random effects.
 
 (:math:`\\log\\phi` only for families with a dispersion parameter.) The optimiser is L-BFGS-B with
-the diagonal of each Cholesky template bounded below by 0, and a few Newton steps on a numerical
-Hessian to finish. Every evaluation is kept in an optimisation log.
+the diagonal of each Cholesky template bounded below by 0, on parameters scaled by the curvature at
+the start, and a few Newton steps on a numerical Hessian to finish. Every evaluation is kept in an
+optimisation log.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from . import families
 from .design import Design, build
-from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score
+from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score, score_log_phi
 
 
 class ConvergenceWarning(UserWarning):
@@ -30,7 +31,8 @@ class ConvergenceWarning(UserWarning):
 
 @dataclass
 class Objective:
-    """:math:`-\\log L(\\psi)`, with the last conditional modes kept to start the next inner solve."""
+    """:math:`-\\log L(\\psi)`, with the last conditional modes kept to start the next inner solve, and the
+    last inner result kept for the gradient at the same point (the optimiser asks for both)."""
 
     design: Design
     reml: bool
@@ -38,6 +40,7 @@ class Objective:
     log: list = field(default_factory=list)
     warm_start: np.ndarray | None = None
     hessian: tuple | None = None      # (psi, free, Hessian of -log L over the free parameters)
+    last: tuple | None = field(default=None, repr=False)    # (psi, LaplaceResult)
 
     @property
     def p_outer(self) -> int:
@@ -55,10 +58,15 @@ class Objective:
         return beta, psi[p:p + t], phi
 
     def laplace(self, psi: np.ndarray) -> LaplaceResult:
+        if self.last is not None and np.array_equal(self.last[0], psi):
+            return self.last[1]
         beta, theta, phi = self.unpack(psi)
         if self.nagq > 1:
-            return agq_loglik(self.design, beta, theta, phi, self.nagq, self.warm_start)
-        return laplace_loglik(self.design, beta, theta, phi, self.reml, self.warm_start)
+            result = agq_loglik(self.design, beta, theta, phi, self.nagq, self.warm_start)
+        else:
+            result = laplace_loglik(self.design, beta, theta, phi, self.reml, self.warm_start)
+        self.last = (psi.copy(), result)
+        return result
 
     def __call__(self, psi: np.ndarray) -> float:
         try:
@@ -72,23 +80,29 @@ class Objective:
         self.log.append((len(self.log) + 1, np.array(psi, float), value))
         return value
 
+    @property
+    def analytic_gradient(self) -> bool:
+        """The gradient is analytic for the Laplace ML log-likelihood (see :func:`laplace.score`)."""
+        return not self.reml and self.nagq == 1
+
     def gradient(self, psi: np.ndarray) -> np.ndarray:
-        """Gradient of -log L: analytic for beta and theta (Laplace ML), central differences otherwise."""
+        """Gradient of -log L: analytic for beta, theta and log(phi) (Laplace ML), central differences
+        otherwise."""
         psi = np.asarray(psi, float)
         p, t = self.p_outer, self.design.n_theta
         gradient = np.zeros_like(psi)
         numerical = np.arange(len(psi))
-        if p and self.nagq == 1:
+        if self.analytic_gradient:
             try:
                 result = self.laplace(psi)
                 d_beta, d_theta = score(result)
+                d_phi = [score_log_phi(result)] if self.has_phi else []
             except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
                 return np.zeros_like(psi)    # the value there is inf: the line search steps back
-            gradient[:p + t] = -np.concatenate([d_beta, d_theta])
+            gradient[:] = -np.concatenate([d_beta, d_theta, d_phi])
             # At theta_k = 0 the likelihood is flat in theta_k (it depends on theta_k^2), so the exact
             # derivative is 0 there; a forward difference sees the curvature and tells whether to leave.
-            at_bound = [k for k in range(p, p + t) if ~_free(psi, self.bounds())[k]]
-            numerical = np.array(at_bound + list(range(p + t, len(psi))), int)
+            numerical = np.array([k for k in range(p, p + t) if ~_free(psi, self.bounds())[k]], int)
         if len(numerical):
             gradient[numerical] = numerical_gradient(self, psi, self.bounds(), index=numerical)[numerical]
         return gradient
@@ -179,17 +193,29 @@ def _check_nagq(design: Design, nagq: int, reml: bool) -> None:
 
 def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> np.ndarray:
     """Starting values: beta and phi of the GLM without random effects (unless given in ``start``),
-    and each random-effect SD at 0.5 on the scale of the linear predictor."""
+    and each random-effect SD at 0.5 on the scale of the linear predictor (a slope's SD divided by the
+    root mean square of its covariate)."""
     design = objective.design
     beta = np.asarray(start.get("beta", beta), float)
     phi = float(start.get("sigma", phi))
     scale = phi if design.family.name == "gaussian" and design.family.link.name == "identity" else 1.0
-    theta = np.array([0.5 * scale if lo == 0 else 0.0 for lo in design.theta_lower_bounds()])
-    theta = np.asarray(start.get("theta", theta), float)
+    theta = np.asarray(start.get("theta", 0.5 * scale * _theta_unit(design)), float)
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
     parts = ([] if objective.reml else [beta]) + [theta] + ([[np.log(phi)]] if objective.has_phi else [])
     return np.concatenate(parts)
+
+
+def _theta_unit(design: Design) -> np.ndarray:
+    """theta with each random-effect SD at 1 on the scale of the linear predictor: the diagonal entry of
+    column j of a term is :math:`1/\\sqrt{\\overline{x_j^2}}` (1 for an intercept), the rest 0."""
+    unit = []
+    for term in design.terms:
+        Z = design.Z[:, term.start:term.start + len(term.levels) * term.k]
+        mean_square = np.asarray(Z.multiply(Z).sum(axis=0)).ravel().reshape(-1, term.k).sum(axis=0) / design.nobs
+        size = 1 / np.sqrt(np.where(mean_square > 0, mean_square, 1.0))
+        unit += [size[r] if r == c else 0.0 for r, c in term.lower_triangle()]
+    return np.array(unit)
 
 
 def _glm_start(design: Design) -> tuple[np.ndarray, float]:
@@ -211,25 +237,80 @@ def _glm_start(design: Design) -> tuple[np.ndarray, float]:
 
 
 def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool):
-    """L-BFGS-B on central-difference gradients, then Newton steps on a numerical Hessian."""
+    """L-BFGS-B in scaled parameters :math:`z = T^{-1}\\psi` (see :func:`_scaling`), then Newton steps on
+    a numerical Hessian."""
     if len(psi0) == 0:
         objective(psi0)
         return psi0, True, "nothing to optimise"
+    T = _scaling(objective, psi0)
 
-    def value_and_gradient(psi):
-        return objective(psi), objective.gradient(psi)
+    def value_and_gradient(z):
+        psi = T @ z
+        return objective(psi), T.T @ objective.gradient(psi)
 
     def report(intermediate_result):
         if verbose:
             print(f"iteration {len(objective.log):5d}   -logLik = {intermediate_result.fun:.6f}")
 
-    result = minimize(value_and_gradient, psi0, jac=True, method="L-BFGS-B", bounds=objective.bounds(),
-                      callback=report, options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
-    psi = _newton_polish(objective, result.x)
+    # T is diagonal and positive where psi has a bound (theta_k >= 0), so z has the same bounds.
+    result = minimize(value_and_gradient, np.linalg.solve(T, psi0), jac=True, method="L-BFGS-B",
+                      bounds=objective.bounds(), callback=report,
+                      options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
+    psi = _newton_polish(objective, T @ result.x)
     gradient = objective.gradient(psi)
     free = _free(psi, objective.bounds())
     converged = bool(np.isfinite(objective(psi)) and np.max(np.abs(gradient[free]), initial=0) < 1e-3)
     return psi, converged, result.message
+
+
+def _scaling(objective: Objective, psi0: np.ndarray) -> np.ndarray:
+    """The matrix T of :math:`\\psi = Tz`, chosen so that the curvature of :math:`-\\log L` in z is near the
+    identity at the start (L-BFGS-B is not invariant to the scale of its parameters; here a fixed effect
+    of a covariate in the hundreds and an SD of a random slope would differ by orders of magnitude).
+
+    * beta: :math:`T = R^{-1}`, :math:`R^\\top R = X^\\top D X - X^\\top D M A^{-1} M^\\top D X`, the
+      information about beta given theta (its Schur complement in :math:`H_v`, at the start);
+    * theta and log(phi), when the gradient is analytic: :math:`T_{kk} = 1/\\sqrt{|H_{kk}|}` (:func:`_curvature`);
+      else 1.
+
+    T is diagonal outside the beta block, so the bounds :math:`\\theta_k \\ge 0` stay bounds :math:`z_k \\ge 0`.
+    """
+    p, T = objective.p_outer, np.eye(len(psi0))
+    try:
+        result = objective.laplace(psi0)
+        if p:
+            T[:p, :p] = np.linalg.inv(np.linalg.cholesky(_beta_information(result)).T)
+        if not objective.analytic_gradient:     # differences of a numerical gradient: too dear
+            return T
+        curvature = _curvature(objective, psi0, np.arange(p, len(psi0)))
+    except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
+        return np.eye(len(psi0))
+    usable = np.isfinite(curvature) & (curvature > 0)
+    T[p:, p:][np.diag_indices(len(psi0) - p)] = 1 / np.sqrt(np.where(usable, curvature, 1.0))
+    return T
+
+
+def _beta_information(result: LaplaceResult) -> np.ndarray:
+    """:math:`X^\\top D X - B^\\top A^{-1} B`, :math:`B = M^\\top D X`: minus the Hessian of the penalised
+    log-likelihood in beta once the conditional modes have followed (the log-determinant's change left out)."""
+    design, D = result.problem.design, result.response.D
+    information = design.X.T @ (D[:, None] * design.X)
+    if design.q == 0:
+        return information
+    B = result.problem.M.weighted_cross(D, design.X)
+    return information - B.T @ result.factor.A.solve(B)
+
+
+def _curvature(objective: Objective, psi: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """:math:`|\\partial^2(-\\log L)/\\partial\\psi_k^2|` for k in ``index``, by forward differences of the
+    analytic gradient. Its size only: far above its estimate, an SD is where :math:`-\\log L` is concave."""
+    g0, h = objective.gradient(psi), 1e-4 * np.maximum(1.0, np.abs(psi))
+    curvature = []
+    for k in index:
+        e = np.zeros_like(psi)
+        e[k] = h[k]
+        curvature.append(abs(objective.gradient(psi + e)[k] - g0[k]) / h[k])
+    return np.array(curvature)
 
 
 def _free(psi: np.ndarray, bounds) -> np.ndarray:

@@ -555,6 +555,34 @@ def score(result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
     return d_beta, d_theta
 
 
+def score_log_phi(result: LaplaceResult) -> float:
+    """Derivative of the Laplace ML log-likelihood with respect to :math:`s = \\log\\phi`.
+
+    :math:`\\sum_i\\ell_i - \\tfrac12\\hat b^\\top\\hat b` is at its maximum in b, so only its direct
+    dependence on s counts; :math:`\\log|A|` moves with :math:`D(\\eta, s)` directly and through the modes,
+    :math:`d\\hat\\eta/ds = M A^{-1} M^\\top \\partial g/\\partial s` (from the mode equation
+    :math:`M^\\top g = \\hat b`). With h and c as in :func:`score`,
+
+    .. math:: \\frac{\\partial \\log L}{\\partial s} = \\sum_i \\frac{\\partial\\ell_i}{\\partial s}
+              - \\tfrac12\\, h^\\top \\frac{\\partial D}{\\partial s} - \\tfrac12\\, c^\\top \\frac{d\\hat\\eta}{ds}.
+
+    The partial derivatives in s of :math:`\\ell_i`, :math:`g_i` and :math:`D_i` (functions of
+    :math:`\\eta_i` and s alone) are central differences.
+    """
+    design, problem, response = result.problem.design, result.problem, result.response
+    delta = 1e-5      # central differences: error ~ delta^2 from truncation, ~ eps/delta from rounding
+    up, down = (Eta.at(design, response.eta, problem.phi * np.exp(sign * delta)) for sign in (1, -1))
+    dloglik = float(np.sum(up.loglik - down.loglik)) / (2 * delta)
+    if design.q == 0:
+        return dloglik
+    dg, dD = (up.gradient - down.gradient) / (2 * delta), (up.D - down.D) / (2 * delta)
+    M, A = problem.M, result.factor.A
+    h = A.leverage(M)
+    c = _dD_deta(design, response.eta, problem.phi) * h
+    deta = M @ A.solve(M.t_dot(dg))
+    return dloglik - 0.5 * h @ dD - 0.5 * c @ deta
+
+
 def score_beta(result: LaplaceResult) -> np.ndarray:
     """The beta part of :func:`score`."""
     return score(result)[0]
