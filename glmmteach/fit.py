@@ -82,12 +82,12 @@ class Objective:
 
     @property
     def analytic_gradient(self) -> bool:
-        """The gradient is analytic for the Laplace ML log-likelihood (see :func:`laplace.score`)."""
-        return not self.reml and self.nagq == 1
+        """The gradient is analytic for the Laplace ML and REML log-likelihoods (see :func:`laplace.score`)."""
+        return self.nagq == 1
 
     def gradient(self, psi: np.ndarray) -> np.ndarray:
-        """Gradient of -log L: analytic for beta, theta and log(phi) (Laplace ML), central differences
-        otherwise."""
+        """Gradient of -log L: analytic for beta, theta and log(phi) (Laplace ML and REML), central
+        differences for quadrature."""
         psi = np.asarray(psi, float)
         p, t = self.p_outer, self.design.n_theta
         gradient = np.zeros_like(psi)
@@ -270,19 +270,20 @@ def _scaling(objective: Objective, psi0: np.ndarray) -> np.ndarray:
 
     * beta: :math:`T = R^{-1}`, :math:`R^\\top R = X^\\top D X - X^\\top D M A^{-1} M^\\top D X`, the
       information about beta given theta (its Schur complement in :math:`H_v`, at the start);
-    * theta and log(phi), when the gradient is analytic: :math:`T_{kk} = 1/\\sqrt{|H_{kk}|}` (:func:`_curvature`);
-      else 1.
+    * theta and log(phi): :math:`T_{kk} = 1/\\sqrt{|H_{kk}|}` (:func:`_curvature`).
+
+    For quadrature (nagq > 1), whose gradient is numerical, the curvatures are those of the Laplace
+    approximation that it refines.
 
     T is diagonal outside the beta block, so the bounds :math:`\\theta_k \\ge 0` stay bounds :math:`z_k \\ge 0`.
     """
     p, T = objective.p_outer, np.eye(len(psi0))
+    laplace = objective if objective.analytic_gradient else Objective(objective.design, objective.reml)
     try:
-        result = objective.laplace(psi0)
+        result = laplace.laplace(psi0)
         if p:
             T[:p, :p] = np.linalg.inv(np.linalg.cholesky(_beta_information(result)).T)
-        if not objective.analytic_gradient:     # differences of a numerical gradient: too dear
-            return T
-        curvature = _curvature(objective, psi0, np.arange(p, len(psi0)))
+        curvature = _curvature(laplace, psi0, np.arange(p, len(psi0)))
     except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
         return np.eye(len(psi0))
     usable = np.isfinite(curvature) & (curvature > 0)

@@ -118,19 +118,12 @@ class BlockM:
         """:math:`\\sum_{i: g_i = g} v_i` for each group g (a vector of length G)."""
         return np.bincount(self.group, v, minlength=self.n_groups)
 
-    def rows(self, blocks: np.ndarray) -> np.ndarray:
-        """:math:`(M B)_i = m_i^\\top B_{g_i} = \\sum_j m_{ij} (B_{g_i})_{j\\cdot}` for blocks B of shape (G, k, s): (n, s)."""
-        B = blocks.reshape(self.q, -1)                 # row gk + j is (B_g)_{j.}
-        MB = self.m[:, 0, None] * B[self.columns[:, 0]]
-        for j in range(1, self.k):
-            MB += self.m[:, j, None] * B[self.columns[:, j]]
-        return MB
-
     def __matmul__(self, b: np.ndarray) -> np.ndarray:
-        """:math:`(Mb)_i = m_i^\\top b_{g_i} = \\sum_j m_{ij}\\, b_{g_i k + j}`."""
-        Mb = self.m[:, 0] * b[self.columns[:, 0]]
+        """:math:`(Mb)_i = m_i^\\top b_{g_i} = \\sum_j m_{ij}\\, b_{g_i k + j}` (b a vector or a q x s matrix)."""
+        m = self.m if b.ndim == 1 else self.m[:, :, None]
+        Mb = m[:, 0] * b[self.columns[:, 0]]
         for j in range(1, self.k):
-            Mb += self.m[:, j] * b[self.columns[:, j]]
+            Mb += m[:, j] * b[self.columns[:, j]]
         return Mb
 
     def t_dot(self, r: np.ndarray) -> np.ndarray:
@@ -265,7 +258,7 @@ class BlockA:
     def P(self, M: BlockM) -> np.ndarray:
         """The rows of :math:`P = M A^{-1}`: :math:`p_i = A_{g_i}^{-1} m_i` (n x k), computed once."""
         if self._P is None:
-            self._P = M.rows(self.inverse)
+            self._P = M @ self.inverse.reshape(M.q, M.k)      # row gk + j of the matrix is (A_g^{-1})_{j.}
         return self._P
 
 
@@ -351,6 +344,8 @@ class HessianFactor:
     B: np.ndarray
     S_chol: tuple | None
     logdet: float
+    Ainv_B: np.ndarray | None = None
+    _U: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, X: np.ndarray, M, D: np.ndarray) -> "HessianFactor":
@@ -358,12 +353,13 @@ class HessianFactor:
         if X.shape[1] == 0:                       # ML: H_v = A
             return cls(A, np.zeros((M.q, 0)), None, A.logdet)
         B = M.weighted_cross(D, X)
-        S = X.T @ (D[:, None] * X) - B.T @ A.solve(B)
+        Ainv_B = A.solve(B)
+        S = X.T @ (D[:, None] * X) - B.T @ Ainv_B
         try:
             S_chol = cho_factor(S)
         except np.linalg.LinAlgError:
             raise NotPositiveDefinite("the fixed-effects block of the Hessian is not positive definite") from None
-        return cls(A, B, S_chol, A.logdet + 2.0 * np.sum(np.log(np.diag(S_chol[0]))))
+        return cls(A, B, S_chol, A.logdet + 2.0 * np.sum(np.log(np.diag(S_chol[0]))), Ainv_B)
 
     def solve_A(self, rhs: np.ndarray) -> np.ndarray:
         return self.A.solve(rhs)
@@ -374,11 +370,36 @@ class HessianFactor:
         if self.S_chol is None:
             return np.zeros(0), Ainv_gb
         delta_beta = cho_solve(self.S_chol, g_beta - self.B.T @ Ainv_gb)
-        return delta_beta, Ainv_gb - self.A.solve(self.B @ delta_beta)
+        return delta_beta, Ainv_gb - self.Ainv_B @ delta_beta
 
     def inverse_beta_block(self) -> np.ndarray:
         """:math:`[H_v^{-1}]_{\\beta\\beta} = S^{-1}`."""
         return cho_solve(self.S_chol, np.eye(len(self.S_chol[0])))
+
+    def leverage(self, X: np.ndarray, M) -> np.ndarray:
+        """:math:`h_i = [W H_v^{-1} W^\\top]_{ii}`, :math:`W = [X\\; M]`: by the block inverse,
+        :math:`W H_v^{-1} W^\\top = M A^{-1} M^\\top + U S^{-1} U^\\top`, :math:`U = X - M A^{-1} B`."""
+        h = self.A.leverage(M) if M.q else np.zeros(len(X))
+        if self.S_chol is None:
+            return h
+        U, US = self.U(X, M)
+        return h + np.sum(U * US, axis=1)
+
+    def trace(self, X: np.ndarray, M, D: np.ndarray, Mk) -> float:
+        """:math:`\\mathrm{tr}(H_v^{-1} W^\\top D W_k)`, :math:`W_k = [0\\; M_k]`: the columns of
+        :math:`H_v^{-1}` for b give :math:`\\mathrm{tr}(A^{-1} M^\\top D M_k)
+        - \\sum_i D_i\\, (U S^{-1})_i \\cdot (M_k A^{-1} B)_i`."""
+        trace = self.A.trace(M, D, Mk)
+        if self.S_chol is None:
+            return trace
+        return trace - float(np.sum(D[:, None] * self.U(X, M)[1] * (Mk @ self.Ainv_B)))
+
+    def U(self, X: np.ndarray, M) -> tuple[np.ndarray, np.ndarray]:
+        """:math:`U = X - M A^{-1} B` and :math:`U S^{-1}` (n x p), computed once."""
+        if self._U is None:
+            U = X - M @ self.Ainv_B if M.q else X
+            self._U = (U, cho_solve(self.S_chol, U.T).T)
+        return self._U
 
 
 @dataclass
@@ -525,43 +546,54 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
 
 
 def score(result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient of the Laplace ML log-likelihood with respect to beta and theta.
+    """Gradient of the Laplace ML or REML log-likelihood with respect to beta (ML) and theta.
 
-    The conditional modes move with the parameters; with :math:`g_i = \\partial\\ell_i/\\partial\\eta_i`,
+    The integrated vector is :math:`v = (\\beta_{in}, b)` (:math:`\\beta_{in}` empty for ML), with
+    :math:`\\eta = W v + \\dots`, :math:`W = [X_{in}\\; M]` and :math:`H_v = W^\\top D W + \\mathrm{diag}(0, I)`.
+    The modes move with the parameters; with :math:`g_i = \\partial\\ell_i/\\partial\\eta_i`,
     :math:`D'_i = \\partial D_i/\\partial\\eta_i` (central differences of D, a function of eta_i alone),
-    :math:`h_i = [M A^{-1} M^\\top]_{ii}` and :math:`c = D' \\odot h`
-    (so that :math:`\\partial\\log|A|/\\partial\\eta = c` at fixed M):
+    :math:`h_i = [W H_v^{-1} W^\\top]_{ii}` and :math:`c = D' \\odot h`
+    (so that :math:`\\partial\\log|H_v|/\\partial\\eta = c` at fixed W):
 
-    .. math:: \\frac{\\partial \\log L}{\\partial\\beta} = X^\\top g - \\tfrac12 X^\\top (I - D M A^{-1} M^\\top)\\,c,
+    .. math:: \\frac{\\partial \\log L}{\\partial\\beta} = X^\\top g - \\tfrac12 X^\\top (I - D M A^{-1} M^\\top)\\,c
+              \\quad\\text{(ML, where } W = M,\\ H_v = A),
 
     .. math:: \\frac{\\partial \\log L}{\\partial\\theta_k} = g^\\top M_k\\hat b
-              - \\mathrm{tr}(A^{-1}M^\\top D M_k) - \\tfrac12 c^\\top \\frac{d\\hat\\eta}{d\\theta_k},
-              \\quad \\frac{d\\hat\\eta}{d\\theta_k} = M_k\\hat b + M A^{-1}(M_k^\\top g - M^\\top D M_k \\hat b),
+              - \\mathrm{tr}(H_v^{-1}W^\\top D W_k) - \\tfrac12 c^\\top \\frac{d\\hat\\eta}{d\\theta_k},
+              \\quad \\frac{d\\hat\\eta}{d\\theta_k} = M_k\\hat b + W H_v^{-1}(W_k^\\top g - W^\\top D M_k \\hat b),
 
-    where :math:`M_k = Z\\,\\partial\\Lambda_\\theta/\\partial\\theta_k`.
+    where :math:`M_k = Z\\,\\partial\\Lambda_\\theta/\\partial\\theta_k` and :math:`W_k = [0\\; M_k]`.
     """
-    design, problem, response = result.problem.design, result.problem, result.response
+    design, problem, response, factor = result.problem.design, result.problem, result.response, result.factor
     g, D = response.gradient, response.D
-    if design.q == 0:
-        return design.X.T @ g, np.zeros(0)
-    M, A = problem.M, result.factor.A
-    c = _dD_deta(design, response.eta, problem.phi) * A.leverage(M)
-    d_beta = design.X.T @ g - 0.5 * design.X.T @ (c - D * (M @ A.solve(M.t_dot(c))))
+    X_out = design.X[:, :0] if problem.reml else design.X
+    if factor is None:                       # nothing integrated: a GLM
+        return X_out.T @ g, np.zeros(0)
+    M, X_in = problem.M, problem.X_in
+    c = _dD_deta(design, response.eta, problem.phi) * factor.leverage(X_in, M)
+    d_beta = X_out.T @ g - 0.5 * X_out.T @ (c - D * _mode_change(problem, factor, c))
     d_theta = np.zeros(design.n_theta)
     for k, Mk in enumerate(_theta_derivatives(design, M)):
         Mk_b = Mk @ result.b
-        deta = Mk_b + M @ A.solve(Mk.t_dot(g) - M.t_dot(D * Mk_b))
-        d_theta[k] = g @ Mk_b - A.trace(M, D, Mk) - 0.5 * c @ deta
+        deta = Mk_b + _mode_change(problem, factor, -D * Mk_b, Mk.t_dot(g))
+        d_theta[k] = g @ Mk_b - factor.trace(X_in, M, D, Mk) - 0.5 * c @ deta
     return d_beta, d_theta
 
 
-def score_log_phi(result: LaplaceResult) -> float:
-    """Derivative of the Laplace ML log-likelihood with respect to :math:`s = \\log\\phi`.
+def _mode_change(problem: InnerProblem, factor: HessianFactor, r: np.ndarray, extra_b=0.0) -> np.ndarray:
+    """:math:`W H_v^{-1} (W^\\top r + (0, e))`: how :math:`\\hat\\eta` moves when the mode equation
+    :math:`W^\\top g = (0, b)` is pushed by :math:`W^\\top r + (0, e)` (e = ``extra_b``)."""
+    d_beta, d_b = factor.solve(problem.X_in.T @ r, problem.M.t_dot(r) + extra_b)
+    return problem.X_in @ d_beta + problem.M @ d_b
 
-    :math:`\\sum_i\\ell_i - \\tfrac12\\hat b^\\top\\hat b` is at its maximum in b, so only its direct
-    dependence on s counts; :math:`\\log|A|` moves with :math:`D(\\eta, s)` directly and through the modes,
-    :math:`d\\hat\\eta/ds = M A^{-1} M^\\top \\partial g/\\partial s` (from the mode equation
-    :math:`M^\\top g = \\hat b`). With h and c as in :func:`score`,
+
+def score_log_phi(result: LaplaceResult) -> float:
+    """Derivative of the Laplace ML or REML log-likelihood with respect to :math:`s = \\log\\phi`.
+
+    :math:`\\sum_i\\ell_i - \\tfrac12\\hat b^\\top\\hat b` is at its maximum in v, so only its direct
+    dependence on s counts; :math:`\\log|H_v|` moves with :math:`D(\\eta, s)` directly and through the modes,
+    :math:`d\\hat\\eta/ds = W H_v^{-1} W^\\top \\partial g/\\partial s` (from the mode equation
+    :math:`W^\\top g = (0, \\hat b)`). With h and c as in :func:`score`,
 
     .. math:: \\frac{\\partial \\log L}{\\partial s} = \\sum_i \\frac{\\partial\\ell_i}{\\partial s}
               - \\tfrac12\\, h^\\top \\frac{\\partial D}{\\partial s} - \\tfrac12\\, c^\\top \\frac{d\\hat\\eta}{ds}.
@@ -569,18 +601,16 @@ def score_log_phi(result: LaplaceResult) -> float:
     The partial derivatives in s of :math:`\\ell_i`, :math:`g_i` and :math:`D_i` (functions of
     :math:`\\eta_i` and s alone) are central differences.
     """
-    design, problem, response = result.problem.design, result.problem, result.response
+    design, problem, response, factor = result.problem.design, result.problem, result.response, result.factor
     delta = 1e-5      # central differences: error ~ delta^2 from truncation, ~ eps/delta from rounding
     up, down = (Eta.at(design, response.eta, problem.phi * np.exp(sign * delta)) for sign in (1, -1))
     dloglik = float(np.sum(up.loglik - down.loglik)) / (2 * delta)
-    if design.q == 0:
+    if factor is None:
         return dloglik
     dg, dD = (up.gradient - down.gradient) / (2 * delta), (up.D - down.D) / (2 * delta)
-    M, A = problem.M, result.factor.A
-    h = A.leverage(M)
+    h = factor.leverage(problem.X_in, problem.M)
     c = _dD_deta(design, response.eta, problem.phi) * h
-    deta = M @ A.solve(M.t_dot(dg))
-    return dloglik - 0.5 * h @ dD - 0.5 * c @ deta
+    return dloglik - 0.5 * h @ dD - 0.5 * c @ _mode_change(problem, factor, dg)
 
 
 def score_beta(result: LaplaceResult) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The fast paths give the same numbers as the slow ones.
 
 * One random-effect term: the block path equals the general path (below).
-* The analytic derivative of the Laplace log-likelihood in log(phi), which spares the optimiser two
-  inner solves per gradient, equals finite differences (last test).
+* The analytic gradient of the Laplace ML and REML log-likelihoods (in beta, theta and log(phi)), which
+  spares the optimiser two inner solves per parameter, equals finite differences (last test).
 
 The fast path for one random-effect term gives the same numbers as the general path.
 
@@ -127,27 +127,54 @@ def test_block_products_equal_the_sparse_matrix():
     np.testing.assert_allclose(factor.diagonal, np.diag(A), atol=1e-13)
 
 
-# (formula, family, theta, phi) for families with a dispersion parameter; beta is the GLM's start.
-PHI_MODELS = {
+# (formula, family, theta, phi), with and without a dispersion parameter, one term (block path) and two
+# (general path); beta is the GLM's start, away from the optimum.
+SCORE_MODELS = {
     "gaussian_slope": ("y ~ x + z + (1 + x | g)", "gaussian", [0.5, 0.1, 0.3], 0.6),
     "gamma_slope": ("positive ~ x + z + (1 + x | g)", gt.families.Gamma(link="log"), [0.5, 0.1, 0.3], 0.5),
     "nbinom2_intercept": ("count ~ x + z + (1 | g)", "nbinom2", [0.5], 3.0),
     "beta_intercept": ("proportion ~ x + (1 | g)", "beta", [0.5], 5.0),
     "gamma_crossed": ("positive ~ x + (1 | g) + (1 | z_sign)", gt.families.Gamma(link="log"), [0.5, 0.3], 0.5),
+    "binomial_slope": ("cbind(success, trials - success) ~ x + z + (1 + x | g)", "binomial", [0.8, 0.3, 0.4], 1.0),
+    "poisson_three_columns": ("count ~ x + z + (1 + x + z | g)", "poisson", [0.7, -0.2, 0.1, 0.35, 0.05, 0.2], 1.0),
+    "gaussian_no_random_effects": ("y ~ x + z", "gaussian", [], 0.6),
 }
 
 
-@pytest.mark.parametrize("model", list(PHI_MODELS))
-def test_score_log_phi_equals_numerical_derivative(model):
-    """d log L / d log(phi) against central differences with Richardson extrapolation (error ~ h^4)."""
-    formula, family, theta, phi = PHI_MODELS[model]
+def richardson_derivative(f, x, h=1e-3):
+    """Central differences at steps h and 2h combined so that the error is O(h^4)."""
+    central = [(f(x + step) - f(x - step)) / (2 * step) for step in (h, 2 * h)]
+    return (4 * central[0] - central[1]) / 3
+
+
+@pytest.mark.parametrize("model", list(SCORE_MODELS))
+@pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
+@pytest.mark.parametrize("path", ["default", "sparse"])
+def test_score_equals_numerical_derivatives(monkeypatch, model, reml, path):
+    """The analytic gradient in beta (ML), theta and log(phi) of the Laplace ML and REML log-likelihoods
+    (the optimiser's gradient) against central differences with Richardson extrapolation, on the path
+    the model takes by default (block or dense) and on the sparse one."""
+    if path == "sparse":
+        monkeypatch.setattr(laplace, "re_matrix", laplace.sparse_re_matrix)
+        monkeypatch.setattr(laplace, "DENSE_LIMIT", 0)
+    formula, family, theta, phi = SCORE_MODELS[model]
     data = grouped_data().assign(z_sign=lambda d: np.sign(d.z).astype(int).astype(str))
     design = build(formula, data, gt.families.get(family))
     beta = np.linalg.lstsq(design.X, design.family.link.link(design.family.start_mu(design.y, design.n)),
                            rcond=None)[0]
-    loglik = lambda s: laplace_loglik(design, beta, np.array(theta), np.exp(s), reml=False).loglik  # noqa: E731
-    s, h = np.log(phi), 1e-3
-    central = [(loglik(s + step) - loglik(s - step)) / (2 * step) for step in (h, 2 * h)]
-    numerical = (4 * central[0] - central[1]) / 3
-    analytic = score_log_phi(laplace_loglik(design, beta, np.array(theta), phi, reml=False))
-    assert analytic == pytest.approx(numerical, rel=1e-8, abs=1e-7)
+    theta = np.array(theta, float)
+    outer_beta = None if reml else beta
+
+    def loglik(beta=outer_beta, theta=theta, phi=phi):
+        return laplace_loglik(design, beta, theta, phi, reml).loglik
+
+    result = laplace_loglik(design, outer_beta, theta, phi, reml)
+    d_beta, d_theta = score(result)
+    if not reml:
+        numeric = [richardson_derivative(lambda t: loglik(beta=beta + t * e), 0.0) for e in np.eye(len(beta))]
+        np.testing.assert_allclose(d_beta, numeric, rtol=1e-7, atol=1e-7)
+    numeric = [richardson_derivative(lambda t: loglik(theta=theta + t * e), 0.0) for e in np.eye(len(theta))]
+    np.testing.assert_allclose(d_theta, numeric, rtol=1e-7, atol=1e-7)
+    if design.family.has_phi:
+        numeric = richardson_derivative(lambda s: loglik(phi=np.exp(s)), np.log(phi))
+        assert score_log_phi(result) == pytest.approx(numeric, rel=1e-8, abs=1e-7)
