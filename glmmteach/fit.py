@@ -40,7 +40,7 @@ class Objective:
     log: list = field(default_factory=list)
     warm_start: np.ndarray | None = None
     hessian: tuple | None = None      # (psi, free, Hessian of -log L over the free parameters)
-    last: tuple | None = field(default=None, repr=False)    # (psi, LaplaceResult)
+    last: tuple | None = field(default=None, repr=False, compare=False)    # (psi, LaplaceResult)
 
     @property
     def p_outer(self) -> int:

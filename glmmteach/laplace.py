@@ -497,6 +497,16 @@ class LaplaceResult:
     def beta_in(self) -> np.ndarray:
         return self.v[:self.problem.p_in]
 
+    @cached_property
+    def leverage(self) -> np.ndarray:
+        """:math:`h_i = [W H_v^{-1} W^\\top]_{ii}`, :math:`W = [X_{in}\\; M]`."""
+        return self.factor.leverage(self.problem.X_in, self.problem.M)
+
+    @cached_property
+    def dlogdet_deta(self) -> np.ndarray:
+        """:math:`c = D' \\odot h = \\partial\\log|H_v|/\\partial\\eta` at fixed W."""
+        return _dD_deta(self.problem.design, self.response.eta, self.problem.phi) * self.leverage
+
 
 def laplace_loglik(design: Design, beta, theta, phi, reml: bool, v0=None) -> LaplaceResult:
     """The Laplace approximation to the (REML) log-likelihood at (beta, theta, phi).
@@ -569,8 +579,7 @@ def score(result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
     X_out = design.X[:, :0] if problem.reml else design.X
     if factor is None:                       # nothing integrated: a GLM
         return X_out.T @ g, np.zeros(0)
-    M, X_in = problem.M, problem.X_in
-    c = _dD_deta(design, response.eta, problem.phi) * factor.leverage(X_in, M)
+    M, X_in, c = problem.M, problem.X_in, result.dlogdet_deta
     d_beta = X_out.T @ g - 0.5 * X_out.T @ (c - D * _mode_change(problem, factor, c))
     d_theta = np.zeros(design.n_theta)
     for k, Mk in enumerate(_theta_derivatives(design, M)):
@@ -608,8 +617,7 @@ def score_log_phi(result: LaplaceResult) -> float:
     if factor is None:
         return dloglik
     dg, dD = (up.gradient - down.gradient) / (2 * delta), (up.D - down.D) / (2 * delta)
-    h = factor.leverage(problem.X_in, problem.M)
-    c = _dD_deta(design, response.eta, problem.phi) * h
+    h, c = result.leverage, result.dlogdet_deta
     return dloglik - 0.5 * h @ dD - 0.5 * c @ _mode_change(problem, factor, dg)
 
 
