@@ -156,11 +156,11 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
     design = build(formula, data, family, weights)
     _check_nagq(design, nagq, reml)
     objective = Objective(design, reml, nagq)
-    beta_glm, phi_glm = _glm_start(design)
-    psi0 = _start(objective, start or {}, beta_glm, phi_glm)
-    if reml:
-        objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
+        beta_glm, phi_glm = _glm_start(design)
+        psi0 = _start(objective, start or {}, beta_glm, phi_glm)
+        if reml:
+            objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
         psi, converged, message = _optimise(objective, psi0, verbose)
     fit = GlmmFit.from_optimum(objective, psi, converged, message)
     fit.data = _rows_used(data, design, weights)
@@ -225,9 +225,7 @@ def _glm_start(design: Design) -> tuple[np.ndarray, float]:
     phi = 1.0
     if design.family.has_phi:
         phi = float(np.std(design.y)) if design.family.name == "gaussian" else 1.0
-    eta0 = design.family.link.link(design.family.start_mu(design.y, design.n)) - design.offset
-    beta0 = np.linalg.lstsq(design.X, eta0, rcond=None)[0]
-    beta = laplace_loglik(glm, None, np.zeros(0), phi, reml=True, v0=beta0).v
+    beta = laplace_loglik(glm, None, np.zeros(0), phi, reml=True, v0=_beta_start(design, phi)).v
     if design.family.has_phi:
         best = minimize_scalar(lambda log_phi: -laplace_loglik(glm, beta, np.zeros(0), np.exp(log_phi),
                                                                reml=False).loglik,
@@ -236,12 +234,42 @@ def _glm_start(design: Design) -> tuple[np.ndarray, float]:
     return beta, phi
 
 
-def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool):
+def _beta_start(design: Design, phi: float) -> np.ndarray:
+    """Least squares of g(mu_start) on X; if that puts a mean outside the family's range (a negative
+    mean under the inverse link, say), the least-squares fit of the constant g(mean of mu_start)."""
+    family = design.family
+    mu_start = family.start_mu(design.y, design.n)
+    for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
+        beta0 = np.linalg.lstsq(design.X, target - design.offset, rcond=None)[0]
+        with np.errstate(all="ignore"):
+            mu = family.link.inverse(design.X @ beta0 + design.offset)
+            if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
+                return beta0
+    raise ValueError(f"no starting values give valid means for the {family.name} family with the "
+                     f"'{family.link.name}' link; try another link (for Gamma, link='log')")
+
+
+def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3):
     """L-BFGS-B in scaled parameters :math:`z = T^{-1}\\psi` (see :func:`_scaling`), then Newton steps on
-    a numerical Hessian."""
+    a numerical Hessian. A round that ends short of the optimum (a line search that ran into means
+    outside the family's range, say) is followed by another from where it stopped, rescaled there."""
     if len(psi0) == 0:
         objective(psi0)
         return psi0, True, "nothing to optimise"
+    psi, best = psi0, objective(psi0)
+    for _ in range(rounds):
+        psi, message = _lbfgsb_round(objective, psi, verbose)
+        gradient = objective.gradient(psi)
+        free = _free(psi, objective.bounds())
+        value = objective(psi)
+        converged = bool(np.isfinite(value) and np.max(np.abs(gradient[free]), initial=0) < 1e-3)
+        if converged or not value < best - 1e-8:
+            break
+        best = value
+    return psi, converged, message
+
+
+def _lbfgsb_round(objective: Objective, psi0: np.ndarray, verbose: bool):
     T = _scaling(objective, psi0)
 
     def value_and_gradient(z):
@@ -256,11 +284,7 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool):
     result = minimize(value_and_gradient, np.linalg.solve(T, psi0), jac=True, method="L-BFGS-B",
                       bounds=objective.bounds(), callback=report,
                       options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
-    psi = _newton_polish(objective, T @ result.x)
-    gradient = objective.gradient(psi)
-    free = _free(psi, objective.bounds())
-    converged = bool(np.isfinite(objective(psi)) and np.max(np.abs(gradient[free]), initial=0) < 1e-3)
-    return psi, converged, result.message
+    return _newton_polish(objective, T @ result.x), result.message
 
 
 def _scaling(objective: Objective, psi0: np.ndarray) -> np.ndarray:

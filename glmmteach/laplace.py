@@ -448,6 +448,19 @@ class InnerProblem:
         return np.concatenate([d_beta, d_b])
 
 
+def _valid_start(problem: InnerProblem, v0: np.ndarray):
+    """Start at v0, or at b = 0 when v0 puts a mean outside the family's range (a warm start from other
+    parameters can, e.g. a negative mean under the inverse link); raise if that is invalid too."""
+    for v in (v0.copy(), np.concatenate([v0[:problem.p_in], np.zeros(problem.design.q)])):
+        with np.errstate(all="ignore"):
+            response = Eta.at(problem.design, problem.eta(v), problem.phi)
+            f = problem.objective(v, response)
+        if np.isfinite(f):
+            return v, response, f
+    raise NotPositiveDefinite("the linear predictor gives a mean outside the family's range "
+                              f"(link '{problem.design.family.link.name}')")
+
+
 def conditional_modes(problem: InnerProblem, v0: np.ndarray, tol: float = 1e-10, max_iter: int = 100):
     """Maximise f(v) by Newton's method with step-halving (penalised IRLS).
 
@@ -456,9 +469,7 @@ def conditional_modes(problem: InnerProblem, v0: np.ndarray, tol: float = 1e-10,
     (number, f, step size t, largest change) are recorded in ``problem.iterations``.
     Returns v-hat and the response at v-hat.
     """
-    v = v0.copy()
-    response = Eta.at(problem.design, problem.eta(v), problem.phi)
-    f = problem.objective(v, response)
+    v, response, f = _valid_start(problem, v0)
     for iteration in range(1, max_iter + 1):
         step = problem.newton_step(v, response)
         t = 1.0
