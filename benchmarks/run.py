@@ -79,7 +79,8 @@ def table(r_timings: dict) -> pd.DataFrame:
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    rows = [list(map(str, frame.columns))] + [["" if pd.isna(v) else str(v) for v in r] for r in frame.itertuples(index=False)]
+    cell = lambda v: "" if pd.isna(v) else str(v).replace("|", "\\|")
+    rows = [list(map(str, frame.columns))] + [[cell(v) for v in r] for r in frame.itertuples(index=False)]
     return "\n".join("| " + " | ".join(r) + " |" for r in rows[:1] + [["---"] * len(rows[0])] + rows[1:])
 
 
