@@ -93,13 +93,9 @@ class Design:
         return sum(t.n_theta for t in self.terms)
 
     @cached_property
-    def z_is_diagonal(self) -> bool:
-        """True when each row of Z has exactly one non-zero (one scalar term), so that Z'WZ is diagonal."""
-        return self.q > 0 and bool(np.all(np.diff(self.Z.tocsr().indptr) == 1))
-
-    @cached_property
     def z_columns(self) -> tuple[np.ndarray, np.ndarray]:
-        """For a diagonal Z: the column (group) of each row's non-zero, and its value."""
+        """Z's stored entries row by row (CSR indices and data). For one term of k columns each row holds
+        exactly k entries, so these reshape to n x k: the columns g_i k + j and the values x_i."""
         Z = self.Z.tocsr()
         return Z.indices.copy(), Z.data.copy()
 
