@@ -256,7 +256,7 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
     if len(psi0) == 0:
         objective(psi0)
         return psi0, True, "nothing to optimise"
-    psi, best = psi0, objective(psi0)
+    psi, best = psi0, np.inf
     for _ in range(rounds):
         psi, message = _lbfgsb_round(objective, psi, verbose)
         gradient = objective.gradient(psi)
