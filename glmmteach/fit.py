@@ -102,7 +102,7 @@ class Objective:
             gradient[:] = -np.concatenate([d_beta, d_theta, d_phi])
             # At theta_k = 0 the likelihood is flat in theta_k (it depends on theta_k^2), so the exact
             # derivative is 0 there; a forward difference sees the curvature and tells whether to leave.
-            numerical = np.array([k for k in range(p, p + t) if ~_free(psi, self.bounds())[k]], int)
+            numerical = p + np.flatnonzero(~_free(psi, self.bounds())[p:p + t])
         if len(numerical):
             gradient[numerical] = numerical_gradient(self, psi, self.bounds(), index=numerical)[numerical]
         return gradient

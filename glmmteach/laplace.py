@@ -361,9 +361,6 @@ class HessianFactor:
             raise NotPositiveDefinite("the fixed-effects block of the Hessian is not positive definite") from None
         return cls(A, B, S_chol, A.logdet + 2.0 * np.sum(np.log(np.diag(S_chol[0]))), Ainv_B)
 
-    def solve_A(self, rhs: np.ndarray) -> np.ndarray:
-        return self.A.solve(rhs)
-
     def solve(self, g_beta: np.ndarray, g_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve :math:`H_v (\\delta_\\beta, \\delta_b) = (g_\\beta, g_b)` by block elimination."""
         Ainv_gb = self.A.solve(g_b)

@@ -273,11 +273,7 @@ def _covariance_of_beta(objective: Objective, psi: np.ndarray, optimum: LaplaceR
     free = _free(psi, objective.bounds()) if len(psi) else np.zeros(0, bool)
     V = _inverse_hessian(objective, psi, free)
     if not objective.reml:
-        index = np.flatnonzero(free)
-        cov = np.full((p, p), np.nan)
-        if np.all(free[:p]):
-            cov = V[:p, :p]
-        return cov
+        return V[:p, :p]          # beta has no bounds, so it leads the free parameters
     H_inverse = optimum.factor.inverse_beta_block()
     if not free.any():
         return H_inverse
