@@ -167,6 +167,45 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
     return fit
 
 
+def refit(fit, y):
+    """The same model fitted to a new response (lme4's ``refit(object, newresp)``).
+
+    Only :math:`y` changes: :math:`X`, :math:`Z`, the offset, the weights and the binomial trials stay,
+    and the optimiser starts from the estimates :math:`\\hat\\psi` of ``fit`` and its conditional
+    modes. This is the step a parametric bootstrap repeats: simulate :math:`y^*` from the fitted
+    model, refit, recompute a statistic.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    y : array of shape (N,)
+        The new response, one value per observation the fit used, on the scale of ``fit.design.y``
+        (binomial: success counts out of the same trials), e.g. a column of ``fit.simulate()``.
+
+    Returns
+    -------
+    GlmmFit
+        Its ``data`` are the original rows (covariates and grouping columns; the response column
+        there is still the old one).
+    """
+    design = fit.design
+    y = np.asarray(y, float).ravel() if not hasattr(y, "to_numpy") else y.to_numpy(float).ravel()
+    if y.shape != design.y.shape:
+        raise ValueError(f"refit needs one response value per observation used by the fit ({design.nobs}); "
+                         f"got {y.size}")
+    design.family.check_response(y, design.n if design.family.name == "binomial" else None,
+                                 name=design.response_name)
+    new_design = replace(design, y=y)
+    new_design.__dict__.update({k: v for k, v in design.__dict__.items() if k in ("z_columns", "z_dlambda")})
+    objective = Objective(new_design, fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore",
+                                                                   divide="ignore"):
+        psi, converged, message = _optimise(objective, np.array(fit.psi, float), verbose=False)
+        new = type(fit).from_optimum(objective, psi, converged, message)
+    new.data = fit.data
+    return new
+
+
 def _rows_used(data, design: Design, weights):
     """The rows of ``data`` that the fit used: no missing value in the formula's columns or the weights."""
     complete = data[design.formula.variables()].notna().all(axis=1)

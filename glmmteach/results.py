@@ -225,6 +225,13 @@ class GlmmFit:
         draws = self.family.simulate(mu, self.phi, rng, design.n[:, None] * np.ones((1, nsim)))
         return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
+    def refit(self, y) -> "GlmmFit":
+        """The same model fitted to a new response ``y`` (lme4's ``refit``), started from these
+        estimates; see :func:`glmmteach.fit.refit`. ``y``: one value per observation (binomial:
+        success counts), e.g. ``fit.refit(fit.simulate(1, seed=1)["sim_1"])``."""
+        from .fit import refit
+        return refit(self, y)
+
     def optimizer_log(self) -> pd.DataFrame:
         """Every evaluation of the outer objective: the parameters psi and -log L, in order."""
         names = self.objective.names()

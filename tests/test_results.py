@@ -371,3 +371,51 @@ def test_correlation_at_one_warns_singular():
     with pytest.warns(ConvergenceWarning, match="singular"):
         fit = gt.glmm("y ~ x + (1 + x | g)", data, family="gaussian")
     assert fit.ranef_corr["g"].iloc[1, 0] == pytest.approx(1.0, abs=1e-3)
+
+
+# ---- refit -------------------------------------------------------------------------------------
+RESPONSE = {"poisson": "y", "binomial": "s", "gaussian": "y", "slopes": "y", "Gamma": "y", "nbinom2": "y"}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_refit_to_a_simulated_response_equals_a_fresh_fit(name):
+    """fit.refit(y*) (started at the old estimates) reaches the optimum that glmm() finds from its
+    own starting values on the data with y* in the response column (also REML for gaussian)."""
+    data, fit = fitted(name)
+    _, formula, family, keywords, _ = MODELS[name]
+    y_star = fit.simulate(1, seed=11)["sim_1"]
+    refitted = fit.refit(y_star)
+    fresh = fit_quietly(formula, data.assign(**{RESPONSE[name]: y_star.to_numpy()}), family=family, **keywords)
+    assert refitted.converged
+    assert refitted.loglik == pytest.approx(fresh.loglik, abs=1e-5)
+    np.testing.assert_allclose(refitted.fixef, fresh.fixef, rtol=1e-4, atol=1e-4 * fresh.se.max())
+    np.testing.assert_allclose(refitted.varcorr.sd, fresh.varcorr.sd, rtol=1e-3, atol=1e-5)
+    assert refitted.sigma == pytest.approx(fresh.sigma, rel=1e-4)
+    assert not np.allclose(refitted.fixef, fit.fixef)     # it did move to the new data
+
+
+def test_refit_to_the_same_response_stays_at_the_estimates():
+    data, fit = fitted("poisson")
+    again = fit.refit(fit.design.y)
+    assert again.loglik == pytest.approx(fit.loglik, abs=1e-8)
+    np.testing.assert_allclose(again.fixef, fit.fixef, atol=1e-6)
+
+
+def test_refit_keeps_reml_and_the_data():
+    data, fit = fitted("gaussian")
+    reml = fit_quietly("y ~ x + (1 | g)", data, family="gaussian", weights="w", reml=True)
+    refitted = reml.refit(reml.simulate(1, seed=2)["sim_1"])
+    assert refitted.objective.reml and refitted.data is reml.data
+
+
+def test_refit_rejects_a_response_of_the_wrong_length_or_support():
+    _, fit = fitted("poisson")
+    with pytest.raises(ValueError, match=r"one response value per observation.*\(300\); got 299"):
+        fit.refit(np.zeros(299))
+    y = fit.design.y.copy()
+    y[4] = -1
+    with pytest.raises(ValueError, match=r"'y'.*-1.*row 4"):
+        fit.refit(y)
+    _, binomial = fitted("binomial")
+    with pytest.raises(ValueError, match="trials"):
+        binomial.refit(binomial.design.n + 1)
