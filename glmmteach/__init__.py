@@ -11,12 +11,13 @@
 import importlib
 
 from . import datasets, diagnostics, families, fit, links
-from .diagnostics import (ScaledResiduals, scaled_residuals, simulate_residuals, test_categorical,
-                          test_dispersion, test_outliers, test_quantiles, test_uniformity, test_zero_inflation)
+from .diagnostics import (ScaledResiduals, bootstrap_statistics, scaled_residuals, simulate_residuals,
+                          test_categorical, test_dispersion, test_outliers, test_quantiles, test_uniformity,
+                          test_zero_inflation)
 from .fit import ConvergenceWarning, glmm
 
 __version__ = "0.1.0"
-__all__ = ["ConvergenceWarning", "ScaledResiduals", "datasets", "diagnostics", "families", "fit", "glmm", "links",
+__all__ = ["ConvergenceWarning", "ScaledResiduals", "bootstrap_statistics", "datasets", "diagnostics", "families", "fit", "glmm", "links",
            "plotting", "scaled_residuals", "simulate_residuals", "test_categorical", "test_dispersion",
            "test_outliers", "test_quantiles", "test_uniformity", "test_zero_inflation"]
 

@@ -35,7 +35,7 @@ def _colour(pvalue: float) -> str:
     return SIGNIFICANT if np.isfinite(pvalue) and pvalue < ALPHA else "black"
 
 
-def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES):
+def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES, n_boot: int = 0):
     """DHARMa's residual plot: QQ-uniform panel (left), residuals against a predictor (right).
 
     Parameters
@@ -45,6 +45,9 @@ def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES):
         The predictor of the right panel; default the model's predictions. A categorical (or text,
         or boolean) predictor gives boxplots per level.
     quantiles : tuple of float
+    n_boot : int
+        If above 0, the left panel's p-values come from a parametric bootstrap with this many refits
+        (see :func:`glmmteach.diagnostics.bootstrap_statistics`).
 
     Returns
     -------
@@ -52,19 +55,20 @@ def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES):
         Two axes: ``fig.axes[0]`` the QQ plot, ``fig.axes[1]`` the residual plot.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
-    plot_qq_uniform(res, ax=left)
+    plot_qq_uniform(res, ax=left, n_boot=n_boot)
     plot_residuals(res, form, ax=right, quantiles=quantiles)
     fig.suptitle("Simulation-based (DHARMa) residual diagnostics")
     fig.tight_layout()
     return fig
 
 
-def plot_qq_uniform(res: ScaledResiduals, ax=None):
+def plot_qq_uniform(res: ScaledResiduals, ax=None, n_boot: int = 0):
     """QQ plot of the scaled residuals against Uniform(0, 1), with three tests written in the panel.
 
     Sorted residuals :math:`r_{(i)}` against the uniform quantiles :math:`(i - 1/2)/N`; a correct
     model puts them on the diagonal. The panel states the p-values of :func:`test_uniformity` (KS),
-    :func:`test_dispersion` and :func:`test_outliers`; significant ones (p < 0.05) in red.
+    :func:`test_dispersion` and :func:`test_outliers`; significant ones (p < 0.05) in red. With
+    ``n_boot`` above 0 the p-values are calibrated by a parametric bootstrap with that many refits.
     """
     fig, ax = _axes(ax)
     N = len(res)
@@ -72,15 +76,18 @@ def plot_qq_uniform(res: ScaledResiduals, ax=None):
     ax.scatter(expected, np.sort(res.scaled), s=14, marker="^", facecolors="none", edgecolors="black",
                linewidths=0.8)
     ax.plot([0, 1], [0, 1], color=SIGNIFICANT, linewidth=1, gid="diagonal")
-    tests = [("KS test", test_uniformity(res)), ("Dispersion test", test_dispersion(res)),
-             ("Outlier test", test_outliers(res))]
+    tests = [("KS test", test_uniformity(res, n_boot=n_boot)),
+             ("Dispersion test", test_dispersion(res, n_boot=n_boot)),
+             ("Outlier test", test_outliers(res, n_boot=n_boot))]
     for k, (label, test) in enumerate(tests):
         verdict = "significant" if test.pvalue < ALPHA else "n.s."
         ax.text(0.03, 0.97 - 0.13 * k, f"{label}: p = {test.pvalue:.3g}\nDeviation {verdict}",
                 transform=ax.transAxes, va="top", ha="left", fontsize=9, color=_colour(test.pvalue),
                 gid=label)
+    title = "QQ plot of the scaled residuals" + (f"\n(p-values: parametric bootstrap, {n_boot} refits)"
+                                                 if n_boot else "")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Expected (uniform quantiles)", ylabel="Observed (scaled residuals)",
-           title="QQ plot of the scaled residuals")
+           title=title)
     return fig
 
 

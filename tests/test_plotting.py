@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
 import glmmteach as gt  # noqa: E402
-from glmmteach.diagnostics import ScaledResiduals, simulate_residuals  # noqa: E402
+from glmmteach.diagnostics import (ScaledResiduals, simulate_residuals, test_dispersion, test_outliers,  # noqa: E402
+                                   test_uniformity)
 from glmmteach.plotting import (plot_observed_vs_simulated, plot_qq_uniform, plot_raw_residuals,  # noqa: E402
                                 plot_residuals, plot_scaled_residuals)
 
@@ -68,6 +69,18 @@ def test_residual_plot_has_two_panels_with_the_tests_and_the_quantile_lines(pois
     x = quantiles["quantile 0.5"].get_xdata()
     assert np.all(np.diff(x) >= 0) and 0 < x[0] and x[-1] == 1          # rank / N
     assert "rank transformed" in right.get_xlabel()
+
+
+def test_qq_panel_with_bootstrap_pvalues_says_so(seeds):
+    """n_boot: the panel's p-values are the bootstrap ones of the tests, and the title says how many refits."""
+    fit = gt.glmm("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", seeds, family="binomial")
+    res = simulate_residuals(fit, n=100, seed=2)
+    qq = res.plot(n_boot=9).axes[0]
+    assert "parametric bootstrap, 9 refits" in qq.get_title()
+    texts = {t.get_gid(): t.get_text() for t in qq.texts}
+    for label, test in (("KS test", test_uniformity), ("Dispersion test", test_dispersion),
+                        ("Outlier test", test_outliers)):
+        assert texts[label].startswith(f"{label}: p = {test(res, n_boot=9).pvalue:.3g}\n")
 
 
 def test_a_correct_model_is_drawn_in_black(poisson_residuals):
