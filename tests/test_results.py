@@ -3,6 +3,8 @@
 Every expected value is built here from the data and the reported estimates (fixef, ranef, theta,
 sigma), not from the library's design matrices: eta = b0 + b1 x + offset + u_g (+ u_g,x x).
 """
+import json
+import pathlib
 import random
 import warnings
 
@@ -13,6 +15,7 @@ from scipy.special import expit
 
 import glmmteach as gt
 from glmmteach.fit import ConvergenceWarning
+from glmmteach.results import coefficient_lines, r_format_pval
 
 
 # ---- data and fits ---------------------------------------------------------------------------
@@ -419,3 +422,33 @@ def test_refit_rejects_a_response_of_the_wrong_length_or_support():
     _, binomial = fitted("binomial")
     with pytest.raises(ValueError, match="trials"):
         binomial.refit(binomial.design.n + 1)
+
+
+# ---- printed like R ----------------------------------------------------------------------------
+PRINT_REFERENCE = json.loads((pathlib.Path(__file__).parent / "reference" / "print_reference.json").read_text())
+
+
+@pytest.mark.parametrize("case", PRINT_REFERENCE["format_pval"], ids=lambda c: " ".join(map(str, c["p"])))
+def test_pvalues_are_formatted_as_r_format_pval(case):
+    """R's format.pval(p, digits = 3), as printCoefmat calls it (tests/reference/make_print_reference.R)."""
+    assert r_format_pval(case["p"], 3) == case["formatted"]
+
+
+@pytest.mark.parametrize("name", list(PRINT_REFERENCE["tables"]))
+def test_coefficient_table_is_printed_as_r_prints_it(name):
+    """R's coefficient tables of six glmmTMB fits, at full precision, give exactly R's printed lines
+    (printCoefmat(cc, zap.ind = 3, digits = 4), as glmmTMB's summary)."""
+    case = PRINT_REFERENCE["tables"][name]
+    table = pd.DataFrame(np.array(case["values"], float), index=case["rownames"], columns=case["colnames"])
+    assert coefficient_lines(table) == case["lines"]
+
+
+def test_summary_prints_the_crowder_coefficients_as_glmmtmb():
+    """The whole route: our fit of the crowder model (REML) prints glmmTMB's coefficient lines."""
+    seeds = gt.datasets.load("crowder_seeds")
+    fit = gt.glmm("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", seeds, family="binomial", reml=True)
+    text = str(fit.summary()).splitlines()
+    start = text.index("Conditional model:", text.index("Number of obs: 21, groups:  plate, 21"))
+    expected = PRINT_REFERENCE["tables"]["crowder_reml"]["lines"]
+    assert text[start + 1:start + 1 + len(expected)] == expected
+    assert text[start + 1 + len(expected)] == "---"
