@@ -22,7 +22,7 @@ def lesson_data(name):
     data = gt.datasets.load(name)
     if name == "fish_vaccines":
         data = data.assign(vaccine=pd.Categorical(data.vaccine), day_f=pd.Categorical(data.day),
-                           fish=data.fish.astype(str))
+                           fish=data.fish.astype(str), t=data.day / 901)
         data["day"] = pd.Categorical(data.day)
     return data
 
@@ -37,6 +37,8 @@ LESSON = {
     "fish_gamma": ("wt ~ day * vaccine", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
     "fish_lm_log": ("log(wt) ~ day * vaccine", "fish_vaccines", "gaussian", True, 1),
     "fish_gamma_fish_reml": ("wt ~ vaccine * day_f + (1 | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
+    "fish_gamma_slope_reml": ("wt ~ vaccine * day_f + (1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
+    "fish_gamma_slope_ml": ("wt ~ vaccine * day_f + (1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
 }
 
 
