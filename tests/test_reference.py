@@ -37,6 +37,7 @@ LESSON = {
     "fish_gamma": ("wt ~ day * vaccine", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
     "fish_lm_log": ("log(wt) ~ day * vaccine", "fish_vaccines", "gaussian", True, 1),
     "fish_gamma_fish_reml": ("wt ~ vaccine * day_f + (1 | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
+    "crowder_binomial_glm": ("cbind(germ, n - germ) ~ gen * extract", "crowder_seeds", "binomial", False, 1),
     "fish_gamma_slope_reml": ("wt ~ vaccine * day_f + (1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
     "fish_gamma_slope_ml": ("wt ~ vaccine * day_f + (1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
 }
@@ -169,3 +170,18 @@ def test_conditional_modes_by_group(case, fits):
         for term in block["terms"]:
             theirs = pd.Series(block["modes"][term], index=block["levels"])
             np.testing.assert_allclose(ours.loc[theirs.index, term], theirs, atol=1e-3 * sd[term])
+
+
+def test_likelihood_ratio_test_of_the_plate_effect():
+    """The test of the chapter on random-effect tests: crowder with and without (1 | plate), both ML, against
+    R's anova() of the two glmmTMB fits (tests/reference/make_lrt_reference.R)."""
+    from scipy import stats
+    ref = json.loads((REFERENCE / "crowder_plate_lrt.json").read_text())
+    seeds = lesson_data("crowder_seeds")
+    null = gt.glmm("cbind(germ, n - germ) ~ gen * extract", seeds, family="binomial")
+    alternative = gt.glmm("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", seeds, family="binomial")
+    lrt = 2 * (alternative.loglik - null.loglik)
+    assert lrt == pytest.approx(ref["Chisq"], abs=2e-3)
+    assert alternative.n_parameters - null.n_parameters == ref["Df"]
+    assert stats.chi2.sf(lrt, 1) == pytest.approx(ref["p_chisq"], rel=1e-3)
+    assert stats.chi2.sf(lrt, 1) / 2 == pytest.approx(ref["p_mixture"], rel=1e-3)
