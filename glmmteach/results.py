@@ -333,46 +333,57 @@ class Summary:
         fit = self.fit
         lines = [f" Family: {fit.family.name}  ( {fit.family.link.name} )",
                  f"Formula:          {fit.design.formula.text}", ""]
-        header = ["AIC", "BIC", "logLik", "-2*log(L)" if fit.objective.reml else "deviance", "df.resid"]
-        values = [f"{fit.aic:.1f}", f"{fit.bic:.1f}", f"{fit.loglik:.1f}", f"{-2 * fit.loglik:.1f}",
-                  f"{fit.df_resid}"]
-        width = max(9, *(len(v) + 1 for v in values + header))
-        lines += ["".join(h.rjust(width) for h in header), "".join(v.rjust(width) for v in values), ""]
+        lines += [*self._likelihood_block(), ""]
         if fit.design.terms:
-            lines += ["Random effects:", "", "Conditional model:", *self._random_block(), ""]
-            groups = ", ".join(f"{t.group}, {len(t.levels)}" for t in fit.design.terms)
-            lines += [f"Number of obs: {fit.nobs}, groups:  {groups}", ""]
-        else:
-            lines += [f"Number of obs: {fit.nobs}", ""]
+            groups = "; ".join(f"{t.group}, {len(t.levels)}" for t in fit.design.terms)
+            lines += ["Random effects:", "", "Conditional model:", *self._random_block(),
+                      f"Number of obs: {fit.nobs}, groups:  {groups}"]
         lines += self._dispersion_line()
-        lines += ["Conditional model:", *self._coefficient_block()]
+        lines += ["", "Conditional model:", *self._coefficient_block()]
         if not fit.converged:
             lines += ["", "Warning: the fit did not converge."]
         return "\n".join(lines)
 
-    def _random_block(self) -> list[str]:
+    def _likelihood_block(self) -> list[str]:
+        """AIC, BIC, logLik, deviance and df.resid as lme4 and glmmTMB print them: one width for all."""
         fit = self.fit
-        rows = [[" Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
-        for term, Sigma in zip(fit.design.terms, fit.design.covariances(fit.theta)):
-            sd = np.sqrt(np.diag(Sigma))
-            for j, name in enumerate(term.names):
-                corr = " ".join(f"{Sigma[j, i] / (sd[j] * sd[i]):.2f}" for i in range(j)) if sd[j] > 0 else ""
-                rows.append([" " + term.group if j == 0 else "", name, f"{Sigma[j, j]:.4g}", f"{sd[j]:.4g}",
-                             corr])
+        header = ["AIC", "BIC", "logLik", "-2*log(L)" if fit.objective.reml else "deviance", "df.resid"]
+        values = [f"{fit.aic:.1f}", f"{fit.bic:.1f}", f"{fit.loglik:.1f}", f"{-2 * fit.loglik:.1f}",
+                  f"{fit.df_resid}"]
+        width = max(len(v) for v in header + values)
+        return ["".join(v.rjust(width) + " " for v in row) for row in (header, values)]
+
+    def _random_block(self) -> list[str]:
+        """The variance components as glmmTMB's ``formatVC`` lays them out: variances and SDs each in one
+        layout of 4 significant digits, correlations to 2 decimals below the diagonal, columns left-aligned."""
+        fit = self.fit
+        covariances = fit.design.covariances(fit.theta)
+        groups, names, variances = [], [], []
+        correlations = []                                  # one row of strings per random effect
+        width = max(t.k for t in fit.design.terms)
+        for term, Sigma in zip(fit.design.terms, covariances):
+            groups += [term.group] + [""] * (term.k - 1)
+            names += list(term.names)
+            variances += list(np.diag(Sigma))
+            correlations += _correlation_rows(Sigma, width)
         if fit.family.name == "gaussian":
-            rows.append([" Residual", "", f"{fit.sigma ** 2:.4g}", f"{fit.sigma:.4g}", ""])
-        if all(r[4] == "" for r in rows[1:]):
-            rows = [r[:4] for r in rows]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return [" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+            groups, names, variances = groups + ["Residual"], names + [""], variances + [fit.sigma ** 2]
+            correlations.append([""] * width)
+        variances = np.array(variances)
+        cells = {"Groups": groups, "Name": names, "Variance": r_format(variances, 4),
+                 "Std.Dev.": r_format(np.sqrt(variances), 4)}
+        if width > 1:
+            for j in range(width):
+                cells["Corr" if j == 0 else " " * j] = [row[j] for row in correlations]
+        return _character_matrix([""] * len(groups), cells, right=False)
 
     def _dispersion_line(self) -> list[str]:
         fit = self.fit
         name = fit.family.name
         if name in ("gaussian", "Gamma"):
-            return [f"Dispersion estimate for {name} family (sigma^2): {fit.sigma ** 2:.3g} ", ""]
+            return ["", f"Dispersion estimate for {name} family (sigma^2): {fit.sigma ** 2:.3g} "]
         if name in ("nbinom2", "beta"):
-            return [f"Dispersion parameter for {name} family (): {fit.sigma:.3g} ", ""]
+            return ["", f"Dispersion parameter for {name} family (): {fit.sigma:.3g} "]
         return []
 
     def _coefficient_block(self) -> list[str]:
@@ -467,12 +478,27 @@ def coefficient_lines(table: pd.DataFrame, digits: int = 4) -> list[str]:
     return _character_matrix(list(map(str, table.index)), cells)
 
 
-def _character_matrix(rows: list[str], cells: dict) -> list[str]:
-    """A table of strings as R's ``print(quote = FALSE, right = TRUE)``: row names left-aligned, every
-    column right-aligned to the wider of its header and entries, one space between columns."""
+def _character_matrix(rows: list[str], cells: dict, right: bool = True) -> list[str]:
+    """A table of strings as R's ``print(quote = FALSE, right = right)``: row names left-aligned, every
+    column aligned to the wider of its header and entries, one space between columns. (Headers made of
+    spaces stand for R's empty column names, which a dict cannot repeat.)"""
     row_width = max(len(r) for r in rows)
-    widths = [max(len(h), *(len(c) for c in col)) for h, col in cells.items()]
-    lines = [" " * row_width + "".join(" " + h.rjust(w) for h, w in zip(cells, widths))]
+    headers = [h if h.strip() else "" for h in cells]
+    widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(headers, cells.values())]
+    align = str.rjust if right else str.ljust
+    lines = [" " * row_width + "".join(" " + align(h, w) for h, w in zip(headers, widths))]
     for i, row in enumerate(rows):
-        lines.append(row.ljust(row_width) + "".join(" " + col[i].rjust(w) for col, w in zip(cells.values(), widths)))
+        lines.append(row.ljust(row_width) + "".join(" " + align(col[i], w) for col, w in zip(cells.values(), widths)))
     return lines
+
+
+def _correlation_rows(Sigma: np.ndarray, width: int) -> list[list[str]]:
+    """Correlations of one term below the diagonal, as strings in ``width`` columns: R's
+    ``format(round(corr, 2), nsmall = 2)`` over the whole matrix (so one width for all), upper part blank."""
+    sd = np.sqrt(np.diag(Sigma))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.round(Sigma / np.outer(sd, sd), 2)
+    text = [f"{v:.2f}" if np.isfinite(v) else "NaN" for v in corr.ravel()]
+    text = np.array([t.rjust(max(map(len, text))) for t in text], dtype=object).reshape(corr.shape)
+    k = len(sd)
+    return [[text[r, c] if c < r else "" for c in range(width)] for r in range(k)]

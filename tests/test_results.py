@@ -452,3 +452,30 @@ def test_summary_prints_the_crowder_coefficients_as_glmmtmb():
     expected = PRINT_REFERENCE["tables"]["crowder_reml"]["lines"]
     assert text[start + 1:start + 1 + len(expected)] == expected
     assert text[start + 1 + len(expected)] == "---"
+
+
+def _r_summary_data(case):
+    if case["data_file"].startswith("datasets/"):
+        return gt.datasets.load(pathlib.Path(case["data_file"]).stem)
+    return pd.read_csv(pathlib.Path(__file__).parent.parent / case["data_file"])
+
+
+@pytest.mark.parametrize("name", list(PRINT_REFERENCE["summaries"]))
+def test_summary_prints_what_glmmtmb_prints(name):
+    """The whole summary of eight fits, line by line, as glmmTMB 1.1.5 prints it for the same data, with
+    the numbers of our own fit: AIC block, variance components (with correlations and the residual),
+    number of groups, dispersion and coefficients. Three differences are deliberate: no "Data:" line
+    (glmmteach does not know the name of your data frame), plain quotes in the legend of the stars,
+    and a REML fit's -2 log-likelihood labelled "-2*log(L)" where glmmTMB 1.1.5 says "deviance"."""
+    case = PRINT_REFERENCE["summaries"][name]
+    family = gt.families.get(case["family"]).__class__(link=case["link"])
+    fit = gt.glmm(case["formula"], _r_summary_data(case), family=family, reml=case["REML"])
+    expected = [line.replace("\u2018", "'").replace("\u2019", "'") for line in case["lines"]
+                if not line.startswith("Data: ")]
+    ours = str(fit.summary()).splitlines()
+    if case["REML"]:        # compare the AIC block word by word, with glmmTMB 1.1.5's label
+        aic = ours.index(next(line for line in ours if line.lstrip().startswith("AIC")))
+        assert ours[aic].split() == [w.replace("deviance", "-2*log(L)") for w in expected[aic].split()]
+        assert ours[aic + 1].split() == expected[aic + 1].split()
+        del ours[aic:aic + 2], expected[aic:aic + 2]
+    assert ours == expected

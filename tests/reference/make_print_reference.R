@@ -3,7 +3,8 @@
 # glmmTMB's summary prints its fixed effects with printCoefmat(cc, zap.ind = 3, digits = 4), which
 # formats the p-values with format.pval(p, digits = 3). This script stores, for several coefficient
 # tables from real fits, the table at full precision and the lines R prints, and for several p-value
-# vectors what format.pval gives. The Python tests format the same numbers and compare the text.
+# vectors what format.pval gives. The Python tests format the same numbers and compare the text. It also keeps
+# whole printed summaries of eight fits, which the Python tests fit again and compare line by line.
 #
 # Run from the repository root:  Rscript tests/reference/make_print_reference.R
 suppressPackageStartupMessages({
@@ -50,6 +51,25 @@ pvalue_vectors <- list(c(0.0575, 0.8087, 0.1277, 0.0569), c(1, 0.0569), c(1e-20,
                        c(0.999999, 0.2), c(0.00099, 0.001, 0.0011), c(2.5e-300, 0.049999))
 pvalues <- lapply(pvalue_vectors, function(p) list(p = p, formatted = format.pval(p, digits = 3)))
 
-write_json(list(tables = cases, format_pval = pvalues,
+# Whole summaries: what print(summary(m)) shows, line by line, for fits the Python tests repeat.
+summary_case <- function(formula, family, data_file, REML = FALSE) {
+  data <- read.csv(data_file, stringsAsFactors = TRUE)
+  m <- glmmTMB(as.formula(formula), family = family, data = data, REML = REML)
+  list(formula = formula, family = family$family, link = family$link, data_file = data_file, REML = REML,
+       lines = capture.output(print(summary(m))))
+}
+summaries <- list(
+  crowder_reml = summary_case("cbind(germ, n - germ) ~ gen * extract + (1 | plate)", binomial(),
+                              "datasets/crowder_seeds.csv", REML = TRUE),
+  gaussian_slopes = summary_case("y ~ x + (1 + x | g)", gaussian(), "tests/reference/data/gaussian_slopes.csv"),
+  binary_slopes = summary_case("y ~ x + (1 + x | g)", binomial(), "tests/reference/data/binary_slopes.csv"),
+  poisson_crossed = summary_case("y ~ x + (1 | a) + (1 | b)", poisson(), "tests/reference/data/poisson_crossed.csv"),
+  nbinom2 = summary_case("y ~ x + (1 | g)", nbinom2(), "tests/reference/data/nbinom2.csv"),
+  gamma = summary_case("y ~ x + (1 | g)", Gamma(link = "log"), "tests/reference/data/gamma.csv"),
+  beta = summary_case("y ~ x + (1 | g)", beta_family(), "tests/reference/data/beta.csv"),
+  glm_poisson = summary_case("y ~ x", poisson(), "tests/reference/data/poisson_ri.csv")
+)
+
+write_json(list(tables = cases, format_pval = pvalues, summaries = summaries,
                 made_with = paste(R.version.string, "glmmTMB", packageVersion("glmmTMB"))),
            "tests/reference/print_reference.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
