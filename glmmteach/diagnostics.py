@@ -33,6 +33,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
+from .fit import ConvergenceWarning, NotPositiveDefinite
+
 QUANTILES = (0.25, 0.5, 0.75)
 
 
@@ -383,7 +385,7 @@ def bootstrap_statistics(res: ScaledResiduals, n_boot: int) -> pd.DataFrame:
     if n_boot not in res.null_statistics:
         seeds = np.random.SeedSequence([res.seed, 2]).generate_state(2 * n_boot).reshape(n_boot, 2)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")    # singular refits are part of the null distribution
+            warnings.simplefilter("ignore", ConvergenceWarning)   # singular refits belong to the null distribution
             rows = [_bootstrap_replicate(res, int(data_seed), int(residual_seed))
                     for data_seed, residual_seed in seeds]
         failed = sum(row is None for row in rows)
@@ -406,7 +408,6 @@ def _check_n_boot(res: ScaledResiduals, n_boot) -> int:
 
 def _bootstrap_replicate(res: ScaledResiduals, data_seed: int, residual_seed: int) -> dict | None:
     """Steps 1-4 of :func:`bootstrap_statistics` for one data set; None if the refit fails."""
-    from .fit import NotPositiveDefinite
     y_star = res.fit.simulate(1, seed=data_seed).to_numpy(float)[:, 0]
     try:
         refitted = res.fit.refit(y_star)
