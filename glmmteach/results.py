@@ -406,12 +406,12 @@ def r_format(x, digits: int) -> list[str]:
 
     Fixed notation with as many decimals as the value that needs the most for ``digits``
     significant digits; scientific notation instead when that is narrower (R's ``formatReal``).
-    NaN prints as ``NA``.
+    NaN prints as ``NaN`` and infinities as ``Inf`` and ``-Inf``, as R prints them.
     """
     x = np.asarray(x, float).ravel()
     finite = x[np.isfinite(x)]
     if finite.size == 0:
-        return ["NA"] * len(x)
+        return [_r_special(v) for v in x]
     power, sig = np.array([_significant(v, digits) if v != 0 else (0, 1) for v in finite]).T
     left = power + 1
     fixed_width = np.max((finite < 0) + np.maximum(left, 1))
@@ -421,14 +421,18 @@ def r_format(x, digits: int) -> list[str]:
     mantissa = int(sig.max()) - 1
     sci_width = int(np.any(finite < 0)) + (mantissa > 0) + mantissa + 4 + exponent_digits
     form = f".{decimals}f" if fixed_width <= sci_width else f".{mantissa}e"
-    return [f"{v:{form}}" if np.isfinite(v) else "NA" for v in x]
+    return [f"{v:{form}}" if np.isfinite(v) else _r_special(v) for v in x]
+
+
+def _r_special(v: float) -> str:
+    return "NaN" if np.isnan(v) else ("Inf" if v > 0 else "-Inf")
 
 
 def r_format_pval(p, digits: int = 3, eps: float = np.finfo(float).eps) -> list[str]:
     """R's ``format.pval``: values from 1e-4 up in one layout, smaller ones in another, and those below
-    machine epsilon as ``<2e-16`` (``< 2e-16`` when the other entries are wide)."""
+    machine epsilon as ``<2e-16`` (``< 2e-16`` when the other entries are wide); NaN as ``NaN``."""
     p = np.asarray(p, float).ravel()
-    out = np.array(["NA"] * len(p), dtype=object)
+    out = np.array(["NaN"] * len(p), dtype=object)
     tiny, rest = ~np.isnan(p) & (p < eps), ~np.isnan(p) & (p >= eps)
     with np.errstate(divide="ignore"):
         power = np.floor(np.log10(np.where(p > 0, p, 1e-50)))
@@ -461,7 +465,7 @@ def coefficient_lines(table: pd.DataFrame, digits: int = 4) -> list[str]:
     digmin = 1 + (np.floor(np.log10(nonzero.min())) if nonzero.size else 0)
     columns = np.array(r_format(np.round(estimates.ravel(), int(max(1, digits - digmin))), digits),
                        dtype=object).reshape(estimates.shape)
-    reads_as_zero = np.array([[c != "NA" and float(c) == 0 for c in row] for row in columns])
+    reads_as_zero = np.array([[float(c) == 0 for c in row] for row in columns])
     fix = np.isfinite(estimates) & ((estimates == 0) != reads_as_zero)
     for i, j in zip(*np.nonzero(fix)):            # a value that rounding turned into 0: its own layout
         columns[i, j] = r_format([estimates[i, j]], max(1, digits - 1))[0]

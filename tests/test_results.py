@@ -436,8 +436,8 @@ def test_pvalues_are_formatted_as_r_format_pval(case):
 
 @pytest.mark.parametrize("name", list(PRINT_REFERENCE["tables"]))
 def test_coefficient_table_is_printed_as_r_prints_it(name):
-    """R's coefficient tables of six glmmTMB fits, at full precision, give exactly R's printed lines
-    (printCoefmat(cc, zap.ind = 3, digits = 4), as glmmTMB's summary)."""
+    """R's coefficient tables of six glmmTMB fits (and one with NaN standard errors), at full precision,
+    give R's printed lines (printCoefmat(cc, zap.ind = 3, digits = 4), as glmmTMB's summary)."""
     case = PRINT_REFERENCE["tables"][name]
     table = pd.DataFrame(np.array(case["values"], float), index=case["rownames"], columns=case["colnames"])
     assert coefficient_lines(table) == case["lines"]

@@ -36,6 +36,13 @@ sim$w <- 1234.5 + 0.0021 * sim$big + rnorm(n, 0, 5)                     # estima
 sim$z <- rnorm(n)                                                         # nothing significant
 sim$k <- rpois(n, exp(0.2 + 0.25 * sim$x + 0.05 * sim$z))               # p of order 1e-4 to 1e-1
 
+# A table whose standard errors are NaN (a Hessian that is not positive definite), as glmmTMB reports them
+nan_table <- function() {
+  cc <- summary(glmmTMB(k ~ x + z, data = sim, family = poisson))$coefficients$cond
+  cc[2:3, 2:4] <- NaN
+  list(rownames = rownames(cc), colnames = colnames(cc), values = unname(cc), lines = printed_lines(cc))
+}
+
 cases <- list(
   crowder_reml = table_case(glmmTMB(cbind(germ, n - germ) ~ gen * extract + (1 | plate), data = seeds,
                                     family = binomial, REML = TRUE)),
@@ -43,7 +50,8 @@ cases <- list(
   poisson_strong = table_case(glmmTMB(y ~ x + (1 | g), data = sim, family = poisson)),
   gaussian_scales = table_case(glmmTMB(w ~ big, data = sim)),
   nothing_significant = table_case(glmmTMB(z ~ x, data = sim)),
-  poisson_moderate = table_case(glmmTMB(k ~ x + z, data = sim, family = poisson))
+  poisson_moderate = table_case(glmmTMB(k ~ x + z, data = sim, family = poisson)),
+  nan_standard_errors = nan_table()
 )
 
 pvalue_vectors <- list(c(0.0575, 0.8087, 0.1277, 0.0569), c(1, 0.0569), c(1e-20, 0.5),
