@@ -410,7 +410,7 @@ def _bootstrap_replicate(res: ScaledResiduals, data_seed: int, residual_seed: in
     """Steps 1-4 of :func:`bootstrap_statistics` for one data set; None if the refit fails."""
     y_star = res.fit.simulate(1, seed=data_seed).to_numpy(float)[:, 0]
     try:
-        refitted = res.fit.refit(y_star)
+        refitted = res.fit.refit(y_star, standard_errors=False)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError, NotPositiveDefinite):
         return None
     if not refitted.converged:

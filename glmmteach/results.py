@@ -29,20 +29,21 @@ class GlmmFit:
     beta: np.ndarray
     theta: np.ndarray
     phi: float
-    cov_beta: np.ndarray
+    cov_beta: np.ndarray | None          # None: not computed (``refit(..., standard_errors=False)``)
     converged: bool
     message: str
     data: pd.DataFrame | None = None      # the rows of the user's data that the fit used
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_optimum(cls, objective: Objective, psi: np.ndarray, converged: bool, message) -> "GlmmFit":
-        """Evaluate the optimum once more, then the covariance of the estimates."""
+    def from_optimum(cls, objective: Objective, psi: np.ndarray, converged: bool, message,
+                     covariance: bool = True) -> "GlmmFit":
+        """Evaluate the optimum once more, then (unless ``covariance=False``) the covariance of the estimates."""
         optimum = objective.laplace(psi)
         beta, theta, phi = objective.unpack(psi)
         if objective.reml:
             beta = optimum.beta_in
-        cov_beta = _covariance_of_beta(objective, psi, optimum)
+        cov_beta = _covariance_of_beta(objective, psi, optimum) if covariance else None
         fit = cls(objective.design, objective, psi, optimum, np.asarray(beta), np.asarray(theta), phi,
                   cov_beta, converged, str(message))
         fit._warn_if_problematic()
@@ -55,7 +56,7 @@ class GlmmFit:
                           ConvergenceWarning, stacklevel=3)
         for message in self._singular_terms():
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        if not np.all(np.isfinite(self.cov_beta)):
+        if self.cov_beta is not None and not np.all(np.isfinite(self.cov_beta)):
             warnings.warn("the Hessian at the optimum is not positive definite, so standard errors are not "
                           "available: some parameters are not identified by the data.",
                           ConvergenceWarning, stacklevel=3)
@@ -84,11 +85,17 @@ class GlmmFit:
 
     @property
     def vcov(self) -> pd.DataFrame:
-        return pd.DataFrame(self.cov_beta, index=self.design.x_names, columns=self.design.x_names)
+        return pd.DataFrame(self._covariance(), index=self.design.x_names, columns=self.design.x_names)
 
     @property
     def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.cov_beta)), index=self.design.x_names, name="Std. Error")
+        return pd.Series(np.sqrt(np.diag(self._covariance())), index=self.design.x_names, name="Std. Error")
+
+    def _covariance(self) -> np.ndarray:
+        if self.cov_beta is None:
+            raise ValueError("this fit has no standard errors: it was made by refit(y, standard_errors=False); "
+                             "refit with standard_errors=True for them")
+        return self.cov_beta
 
     @property
     def sigma(self) -> float:
@@ -225,12 +232,13 @@ class GlmmFit:
         draws = self.family.simulate(mu, self.phi, rng, design.n[:, None] * np.ones((1, nsim)))
         return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
-    def refit(self, y) -> "GlmmFit":
+    def refit(self, y, standard_errors: bool = True) -> "GlmmFit":
         """The same model fitted to a new response ``y`` (lme4's ``refit``), started from these
         estimates; see :func:`glmmteach.fit.refit`. ``y``: one value per observation (binomial:
-        success counts), e.g. ``fit.refit(fit.simulate(1, seed=1)["sim_1"])``."""
+        success counts), e.g. ``fit.refit(fit.simulate(1, seed=1)["sim_1"])``. A bootstrap that needs
+        no standard errors can skip them: ``standard_errors=False``."""
         from .fit import refit
-        return refit(self, y)
+        return refit(self, y, standard_errors)
 
     def optimizer_log(self) -> pd.DataFrame:
         """Every evaluation of the outer objective: the parameters psi and -log L, in order."""

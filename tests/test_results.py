@@ -397,6 +397,21 @@ def test_refit_to_a_simulated_response_equals_a_fresh_fit(name):
     assert not np.allclose(refitted.fixef, fit.fixef)     # it did move to the new data
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_refit_without_standard_errors_reaches_the_same_optimum(name):
+    """standard_errors=False skips the Newton polish and the covariance: same log-likelihood (1e-6),
+    same estimates (1e-3 of their SEs, the tolerance against R), and a clear error for the SEs."""
+    data, fit = fitted(name)
+    y_star = fit.simulate(1, seed=12)["sim_1"]
+    full, quick = fit.refit(y_star), fit.refit(y_star, standard_errors=False)
+    assert quick.converged
+    assert quick.loglik == pytest.approx(full.loglik, abs=1e-6)
+    np.testing.assert_allclose(quick.fixef, full.fixef, atol=1e-3 * full.se.min())
+    np.testing.assert_allclose(quick.varcorr.sd, full.varcorr.sd, rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="standard_errors=False"):
+        quick.se
+
+
 def test_refit_to_the_same_response_stays_at_the_estimates():
     data, fit = fitted("poisson")
     again = fit.refit(fit.design.y)
