@@ -1,8 +1,9 @@
 # Times glmmTMB and lme4::glmer on the benchmark models; the Python benchmark compares against these.
 # Debian: r-base-core r-cran-lme4 r-cran-glmmtmb r-cran-jsonlite.
 #
-# Writes benchmarks/data/verbagg.csv and benchmarks/data/sim_binomial_100k.csv.gz (the data the Python benchmark
-# reads; both are re-read here and the fits use them), and benchmarks/r_timings.json: engine versions, for each row
+# Writes benchmarks/data/verbagg.csv, benchmarks/data/sim_binomial_100k.csv.gz and
+# benchmarks/data/crowder_refit_sims.csv (the data the Python benchmark reads; all are re-read here and the fits use
+# them), and benchmarks/r_timings.json: engine versions, for each row
 # and engine the median elapsed seconds of 3 fits (system.time) and the fit's logLik, estimates and SDs, so the
 # Python benchmark can check it fits the same model. The crowder and fish rows also carry a glmmTMB ML fit, which
 # uses the same criterion as glmer (the brief's glmmTMB fits there are REML).
@@ -111,6 +112,30 @@ add("sim_binomial_100k", "benchmarks/data/sim_binomial_100k.csv.gz", "y ~ x + (1
     list(tmb_row(timed(glmmTMB(f, family = binomial, data = sim)), FALSE),
          glmer_row(timed(glmer(f, family = binomial, data = sim)))))
 
+# ------------------------------------------------ refits: the inner loop of a parametric bootstrap ----------------
+# 100 responses simulated once from glmmTMB's ML fit of the crowder model and written for the Python benchmark, so
+# both languages refit the same 100 data sets. lme4 refits with refit(); glmmTMB with update(), since its refit()
+# does not take a cbind() response. Each loop of 100 refits is timed once; every refit's logLik is kept.
+f <- cbind(germ, n - germ) ~ gen * extract + (1 | plate)
+m_tmb <- glmmTMB(f, family = binomial, data = seeds)
+m_glmer <- glmer(f, family = binomial, data = seeds)
+sims <- simulate(m_tmb, nsim = 100, seed = 20261125)
+write.csv(sapply(sims, function(s) s[, 1]), "benchmarks/data/crowder_refit_sims.csv", row.names = FALSE)
+germ_sims <- as.matrix(read.csv("benchmarks/data/crowder_refit_sims.csv"))
+quiet <- function(expr) suppressMessages(suppressWarnings(expr))      # singular refits are expected
+secs_glmer <- system.time(ll_glmer <- apply(germ_sims, 2, function(y)
+  as.numeric(logLik(quiet(refit(m_glmer, newresp = cbind(y, seeds$n - y)))))))[["elapsed"]]
+secs_tmb <- system.time(ll_tmb <- apply(germ_sims, 2, function(y) {
+  d <- seeds; d$germ <- y; as.numeric(logLik(quiet(update(m_tmb, data = d))))
+}))[["elapsed"]]
+refits <- list(name = "crowder, 100 refits (ML)", data = "benchmarks/data/crowder_refit_sims.csv",
+               formula = "cbind(germ, n - germ) ~ gen * extract + (1 | plate)", n_refits = ncol(germ_sims),
+               fits = list(list(engine = "glmmTMB", how = "update(m, data = d)", seconds = secs_tmb,
+                                logLik = I(unname(ll_tmb))),
+                           list(engine = "lme4::glmer", how = "refit(m, newresp)", seconds = secs_glmer,
+                                logLik = I(unname(ll_glmer)))))
+cat(sprintf("refits: glmmTMB %.2f s, glmer %.2f s for %d refits\n", secs_tmb, secs_glmer, ncol(germ_sims)))
+
 si <- sessionInfo()
 out <- list(
   made_by = "Rscript benchmarks/r_bench.R", date = format(Sys.Date()),
@@ -121,6 +146,6 @@ out <- list(
                  BLAS = si$BLAS, LAPACK = si$LAPACK),
   machine = list(cores = parallel::detectCores(), platform = R.version$platform, os = si$running,
                  loadavg_start = load_start, loadavg_end = loadavg()),   # other work on the machine skews timings
-  rows = rows)
+  rows = rows, refits = refits)
 write_json(out, "benchmarks/r_timings.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
 cat("wrote benchmarks/r_timings.json\n")
