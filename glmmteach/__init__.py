@@ -17,8 +17,8 @@ from .diagnostics import (ScaledResiduals, bootstrap_statistics, scaled_residual
 from .fit import ConvergenceWarning, glmm
 
 __version__ = "0.1.0"
-__all__ = ["ConvergenceWarning", "ScaledResiduals", "bootstrap_statistics", "datasets", "diagnostics", "families", "fit", "glmm", "links",
-           "plotting", "scaled_residuals", "simulate_residuals", "test_categorical", "test_dispersion",
+__all__ = ["ConvergenceWarning", "ScaledResiduals", "bootstrap_statistics", "datasets", "diagnostics", "families",
+           "fit", "glmm", "links", "plotting", "scaled_residuals", "simulate_residuals", "test_categorical", "test_dispersion",
            "test_outliers", "test_quantiles", "test_uniformity", "test_zero_inflation"]
 
 

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .fit import ConvergenceWarning, NotPositiveDefinite
+from .results import r_format_pval
 
 QUANTILES = (0.25, 0.5, 0.75)
 
@@ -326,14 +327,10 @@ class TestResult:
     def __str__(self) -> str:
         statistic = (f"{self.statistic_name} = {self.statistic:.4g}, " if self.statistic is not None else "")
         return (f"{self.name}: {self.method}\n"
-                f"{statistic}p-value = {_format_p(self.pvalue)}\n"
+                f"{statistic}p-value = {r_format_pval([self.pvalue], 4)[0]}\n"
                 f"alternative hypothesis: {self.alternative}")
 
     __repr__ = __str__
-
-
-def _format_p(p: float) -> str:
-    return "NA" if not np.isfinite(p) else ("< 2.2e-16" if p < 2.2e-16 else f"{p:.4g}")
 
 
 def _simulation_pvalue(simulated: np.ndarray, observed: float, alternative: str) -> float:

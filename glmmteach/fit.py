@@ -194,15 +194,13 @@ def refit(fit, y, standard_errors: bool = True):
         there is still the old one).
     """
     design = fit.design
-    y = np.asarray(y, float).ravel() if not hasattr(y, "to_numpy") else y.to_numpy(float).ravel()
+    y = np.asarray(y, float).ravel()
     if y.shape != design.y.shape:
         raise ValueError(f"refit needs one response value per observation used by the fit ({design.nobs}); "
                          f"got {y.size}")
     design.family.check_response(y, design.n if design.family.name == "binomial" else None,
                                  name=design.response_name)
-    new_design = replace(design, y=y)
-    new_design.__dict__.update({k: v for k, v in design.__dict__.items() if k in ("z_columns", "z_dlambda")})
-    objective = Objective(new_design, fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
+    objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore",
                                                                    divide="ignore"):
         psi, converged, message = _optimise(objective, np.array(fit.psi, float), verbose=False,

@@ -438,9 +438,9 @@ def _r_special(v: float) -> str:
 
 def r_format_pval(p, digits: int = 3, eps: float = np.finfo(float).eps) -> list[str]:
     """R's ``format.pval``: values from 1e-4 up in one layout, smaller ones in another, and those below
-    machine epsilon as ``<2e-16`` (``< 2e-16`` when the other entries are wide); NaN as ``NaN``."""
+    machine epsilon as ``<2e-16`` (``< 2e-16`` when the other entries are wide); NaN as ``NA``."""
     p = np.asarray(p, float).ravel()
-    out = np.array(["NaN"] * len(p), dtype=object)
+    out = np.array(["NA"] * len(p), dtype=object)
     tiny, rest = ~np.isnan(p) & (p < eps), ~np.isnan(p) & (p >= eps)
     with np.errstate(divide="ignore"):
         power = np.floor(np.log10(np.where(p > 0, p, 1e-50)))
@@ -482,7 +482,9 @@ def coefficient_lines(table: pd.DataFrame, digits: int = 4) -> list[str]:
     z = _round_half(z, max(0.0, digits - np.log10(largest)) if largest > 0 else digits)   # zapsmall
     cells = {"Estimate": columns[:, 0], "Std. Error": columns[:, 1],
              table.columns[2]: r_format(np.round(z, max(1, min(5, digits - 1))), digits),
-             table.columns[3]: r_format_pval(p, max(1, min(5, digits - 1)))}
+             # printCoefmat shows a NaN p-value (from a NaN standard error) as NaN, not format.pval's NA
+             table.columns[3]: ["NaN" if np.isnan(v) else s
+                                for v, s in zip(p, r_format_pval(p, max(1, min(5, digits - 1))))]}
     if np.any(p[~np.isnan(p)] < 0.1):
         symbols = np.select([p <= 0.001, p <= 0.01, p <= 0.05, p <= 0.1, p <= 1], ["***", "**", "*", ".", " "], "")
         width = max(len(s) for s in symbols)

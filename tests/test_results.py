@@ -449,6 +449,16 @@ def test_pvalues_are_formatted_as_r_format_pval(case):
     assert r_format_pval(case["p"], 3) == case["formatted"]
 
 
+@pytest.mark.parametrize("case", PRINT_REFERENCE["format_pval_htest"], ids=lambda c: str(c["p"]))
+def test_a_test_prints_its_pvalue_as_r_print_htest(case):
+    """A residual test's printout formats its p-value as R's print.htest: format.pval(p, digits = 4)."""
+    from glmmteach.diagnostics import TestResult
+    p = float(case["p"])
+    assert r_format_pval([p], 4) == [case["formatted"]]
+    result = TestResult("Some test", "a method", 0.5, "D", p, "two-sided")
+    assert f"p-value = {case['formatted']}\n" in str(result)
+
+
 @pytest.mark.parametrize("name", list(PRINT_REFERENCE["tables"]))
 def test_coefficient_table_is_printed_as_r_prints_it(name):
     """R's coefficient tables of six glmmTMB fits (and one with NaN standard errors), at full precision,

@@ -58,6 +58,9 @@ pvalue_vectors <- list(c(0.0575, 0.8087, 0.1277, 0.0569), c(1, 0.0569), c(1e-20,
                        c(1e-20, 0.000123), c(3.2e-05, 1.234e-04, 0.5), c(1e-10, 0.03), c(1e-20, 1e-30),
                        c(0.999999, 0.2), c(0.00099, 0.001, 0.0011), c(2.5e-300, 0.049999))
 pvalues <- lapply(pvalue_vectors, function(p) list(p = p, formatted = format.pval(p, digits = 3)))
+# print.htest (a test's printout) formats its single p-value with format.pval(p, digits = 4)
+htest_pvalues <- lapply(c(0.9902, 0.016, 1, 0.0569123, 3.2e-05, 0.000339, 1e-20, 6.31e-10, NaN),
+                        function(p) list(p = p, formatted = format.pval(p, digits = 4)))
 
 # Whole summaries: what print(summary(m)) shows, line by line, for fits the Python tests repeat.
 summary_case <- function(formula, family, data_file, REML = FALSE) {
@@ -78,6 +81,6 @@ summaries <- list(
   glm_poisson = summary_case("y ~ x", poisson(), "tests/reference/data/poisson_ri.csv")
 )
 
-write_json(list(tables = cases, format_pval = pvalues, summaries = summaries,
+write_json(list(tables = cases, format_pval = pvalues, format_pval_htest = htest_pvalues, summaries = summaries,
                 made_with = paste(R.version.string, "glmmTMB", packageVersion("glmmTMB"))),
            "tests/reference/print_reference.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
