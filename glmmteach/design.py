@@ -259,7 +259,7 @@ def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFram
                           for name, count in counts[counts > 0].items())
         warnings.warn(f"{incomplete.sum()} of {len(used)} rows had missing values and were dropped "
                       f"(as R's na.omit); missing values by column: {where}", UserWarning,
-                      stacklevel=_caller_stacklevel())
+                      stacklevel=caller_stacklevel())
         used = used.loc[~incomplete]
         if len(used) == 0:
             raise ValueError(f"no complete rows are left after dropping missing values (missing values by "
@@ -282,7 +282,7 @@ def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFram
     return used
 
 
-def _caller_stacklevel() -> int:
+def caller_stacklevel() -> int:
     """The stacklevel of the first frame outside glmmteach, so that a warning points at the user's line."""
     package = os.path.dirname(os.path.abspath(__file__))
     frame, level = sys._getframe(1), 1

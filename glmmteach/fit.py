@@ -20,9 +20,10 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from threadpoolctl import threadpool_limits
 
-from . import families
-from .design import Design, build
+from . import families, numdiff
+from .design import Design, build, caller_stacklevel
 from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score, score_log_phi
+from .results import GlmmFit
 
 
 class ConvergenceWarning(UserWarning):
@@ -39,7 +40,6 @@ class Objective:
     nagq: int = 1
     log: list = field(default_factory=list)
     warm_start: np.ndarray | None = None
-    hessian: tuple | None = None      # (psi, free, Hessian of -log L over the free parameters)
     last: tuple | None = field(default=None, repr=False, compare=False)    # (psi, LaplaceResult)
 
     @property
@@ -104,13 +104,18 @@ class Objective:
             # derivative is 0 there; a forward difference sees the curvature and tells whether to leave.
             numerical = p + np.flatnonzero(~_free(psi, self.bounds())[p:p + t])
         if len(numerical):
-            gradient[numerical] = numerical_gradient(self, psi, self.bounds(), index=numerical)[numerical]
+            lower = [lo for lo, _ in self.bounds()]
+            gradient[numerical] = numdiff.partials(self, psi, numerical, lower)
         return gradient
 
     def names(self) -> list[str]:
         names = [] if self.reml else list(self.design.x_names)
         names += self.design.theta_names()
         return names + (["log(sigma)"] if self.has_phi else [])
+
+    def refit(self, fit, y, standard_errors: bool = True):
+        """The fit of this objective's model to a new response: :func:`refit` (``GlmmFit.refit`` calls it)."""
+        return refit(fit, y, standard_errors)
 
     def bounds(self) -> list[tuple[float, float]]:
         lower = [-np.inf] * self.p_outer + list(self.design.theta_lower_bounds())
@@ -150,8 +155,6 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
 
 
 def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
-    from .results import GlmmFit
-
     family = families.get(family)
     design = build(formula, data, family, weights)
     _check_nagq(design, nagq, reml)
@@ -161,10 +164,8 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
         psi0 = _start(objective, start or {}, beta_glm, phi_glm)
         if reml:
             objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
-        psi, converged, message = _optimise(objective, psi0, verbose)
-    fit = GlmmFit.from_optimum(objective, psi, converged, message)
-    fit.data = _rows_used(data, design, weights)
-    return fit
+        optimum = _optimise(objective, psi0, verbose)
+    return finish(objective, optimum, _rows_used(data, design, weights))
 
 
 def refit(fit, y, standard_errors: bool = True):
@@ -203,11 +204,8 @@ def refit(fit, y, standard_errors: bool = True):
     objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore",
                                                                    divide="ignore"):
-        psi, converged, message = _optimise(objective, np.array(fit.psi, float), verbose=False,
-                                            polish=standard_errors)
-        new = type(fit).from_optimum(objective, psi, converged, message, covariance=standard_errors)
-    new.data = fit.data
-    return new
+        optimum = _optimise(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
+        return finish(objective, optimum, fit.data, covariance=standard_errors)
 
 
 def _rows_used(data, design: Design, weights):
@@ -292,16 +290,29 @@ def _beta_start(design: Design, phi: float) -> np.ndarray:
                      f"'{family.link.name}' link; try another link (for Gamma, link='log')")
 
 
-def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3, polish: bool = True):
+@dataclass
+class Optimum:
+    """Where the outer optimisation stopped: :math:`\\hat\\psi`, whether it converged, the optimiser's message,
+    and the last Hessian of the Newton polish, ``(psi, free, H)`` (None without polish), which the covariance
+    of the estimates reuses when it was taken at :math:`\\hat\\psi`."""
+
+    psi: np.ndarray
+    converged: bool
+    message: str
+    hessian: tuple | None = None
+
+
+def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3,
+              polish: bool = True) -> Optimum:
     """L-BFGS-B in scaled parameters :math:`z = T^{-1}\\psi` (see :func:`_scaling`), then Newton steps on
     a numerical Hessian. A round that ends short of the optimum (a line search that ran into means
     outside the family's range, say) is followed by another from where it stopped, rescaled there."""
     if len(psi0) == 0:
         objective(psi0)
-        return psi0, True, "nothing to optimise"
-    psi, best = psi0, np.inf
+        return Optimum(psi0, True, "nothing to optimise")
+    psi, best, hessian = psi0, np.inf, None
     for _ in range(rounds):
-        psi, message = _lbfgsb_round(objective, psi, verbose, polish)
+        psi, message, hessian = _lbfgsb_round(objective, psi, verbose, polish)
         gradient = objective.gradient(psi)
         free = _free(psi, objective.bounds())
         value = objective(psi)
@@ -309,7 +320,7 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
         if converged or not value < best - 1e-8:
             break
         best = value
-    return psi, converged, message
+    return Optimum(psi, converged, str(message), hessian)
 
 
 def _lbfgsb_round(objective: Objective, psi0: np.ndarray, verbose: bool, polish: bool = True):
@@ -328,7 +339,10 @@ def _lbfgsb_round(objective: Objective, psi0: np.ndarray, verbose: bool, polish:
                       bounds=objective.bounds(), callback=report,
                       options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
     psi = T @ result.x
-    return (_newton_polish(objective, psi) if polish else psi), result.message
+    if not polish:
+        return psi, result.message, None
+    psi, hessian = _newton_polish(objective, psi)
+    return psi, result.message, hessian
 
 
 def _scaling(objective: Objective, psi0: np.ndarray) -> np.ndarray:
@@ -373,13 +387,8 @@ def _beta_information(result: LaplaceResult) -> np.ndarray:
 def _curvature(objective: Objective, psi: np.ndarray, index: np.ndarray) -> np.ndarray:
     """:math:`|\\partial^2(-\\log L)/\\partial\\psi_k^2|` for k in ``index``, by forward differences of the
     analytic gradient. Its size only: far above its estimate, an SD is where :math:`-\\log L` is concave."""
-    g0, h = objective.gradient(psi), 1e-4 * np.maximum(1.0, np.abs(psi))
-    curvature = []
-    for k in index:
-        e = np.zeros_like(psi)
-        e[k] = h[k]
-        curvature.append(abs(objective.gradient(psi + e)[k] - g0[k]) / h[k])
-    return np.array(curvature)
+    columns = numdiff.partials(objective.gradient, psi, index, central=False)
+    return np.abs(columns[np.arange(len(index)), index]) if len(index) else np.zeros(0)
 
 
 def _free(psi: np.ndarray, bounds) -> np.ndarray:
@@ -387,18 +396,18 @@ def _free(psi: np.ndarray, bounds) -> np.ndarray:
     return np.array([lo is None or x > lo + 1e-6 for x, (lo, _) in zip(psi, bounds)], bool)
 
 
-def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.ndarray:
+def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> tuple[np.ndarray, tuple | None]:
     """Newton steps :math:`\\psi \\leftarrow \\psi - H^{-1}g` on the free parameters, each kept only if it
     lowers the objective. Stops once a step is below 1e-4 (what remains is then of order 1e-8).
-    The last Hessian is kept in ``objective.hessian`` for the covariance of the estimates."""
-    best = objective(psi)
+    Returns the new psi and the last Hessian, ``(psi, free, H)``, for the covariance of the estimates."""
+    best, last = objective(psi), None
     for _ in range(steps):
         free = _free(psi, objective.bounds())
         if not free.any():
             break
         gradient = objective.gradient(psi)[free]
-        hessian = numerical_hessian(objective.gradient, psi, free)
-        objective.hessian = (psi.copy(), free, hessian)
+        hessian = numdiff.hessian(objective.gradient, psi, np.flatnonzero(free))
+        last = (psi.copy(), free, hessian)
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
@@ -411,40 +420,73 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> np.
         psi, best = candidate, value
         if np.max(np.abs(step)) < 1e-4:
             break
-    return psi
+    return psi, last
 
 
-def _steps(psi: np.ndarray, relative: float) -> np.ndarray:
-    return relative * np.maximum(1.0, np.abs(psi))
+# ---- the finished fit ---------------------------------------------------------------------------------
+def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool = True) -> GlmmFit:
+    """The fitted model, complete: the inner problem evaluated once more at :math:`\\hat\\psi`, the estimates,
+    their covariance (unless ``covariance=False``), the rows of data used and the optimisation log; then the
+    warnings a student should see (no convergence, a singular fit, a Hessian that is not positive definite)."""
+    psi = optimum.psi
+    result = objective.laplace(psi)
+    beta, theta, phi = objective.unpack(psi)
+    if objective.reml:
+        beta = result.beta_in
+    cov_beta = _covariance_of_beta(objective, optimum, result) if covariance else None
+    fit = GlmmFit(objective.design, objective, psi, result, np.asarray(beta), np.asarray(theta), phi, cov_beta,
+                  optimum.converged, optimum.message, data, objective.log)
+    _warn_if_problematic(fit)
+    return fit
 
 
-def numerical_gradient(f, psi: np.ndarray, bounds=None, relative: float = 1e-5, index=None) -> np.ndarray:
-    """Central differences (one-sided forward at a lower bound):
-    :math:`\\partial f/\\partial\\psi_k \\approx [f(\\psi + h e_k) - f(\\psi - h e_k)] / 2h`."""
-    h = _steps(psi, relative)
-    gradient = np.zeros_like(psi)
-    f0 = None
-    for k in (range(len(psi)) if index is None else index):
-        e = np.zeros_like(psi)
-        e[k] = h[k]
-        lower = bounds[k][0] if bounds else None
-        if lower is not None and psi[k] - h[k] < lower:
-            f0 = f(psi) if f0 is None else f0
-            gradient[k] = (f(psi + e) - f0) / h[k]
-        else:
-            gradient[k] = (f(psi + e) - f(psi - e)) / (2 * h[k])
-    return gradient
+def _warn_if_problematic(fit: GlmmFit) -> None:
+    if not fit.converged:
+        warnings.warn("the fit did not converge: the optimiser stopped before the log-likelihood was at "
+                      "its maximum. Try other starting values (start=...) or a simpler model.",
+                      ConvergenceWarning, stacklevel=caller_stacklevel())
+    for message in fit.singular_terms():
+        warnings.warn(message, ConvergenceWarning, stacklevel=caller_stacklevel())
+    if fit.cov_beta is not None and not np.all(np.isfinite(fit.cov_beta)):
+        warnings.warn("the Hessian at the optimum is not positive definite, so standard errors are not "
+                      "available: some parameters are not identified by the data.",
+                      ConvergenceWarning, stacklevel=caller_stacklevel())
 
 
-def numerical_hessian(gradient, psi: np.ndarray, free: np.ndarray | None = None,
-                      relative: float = 1e-4) -> np.ndarray:
-    """Central differences of the gradient over the free parameters, symmetrised:
-    :math:`H_{jk} \\approx [g_k(\\psi + h_j e_j) - g_k(\\psi - h_j e_j)] / 2h_j`."""
-    index = np.flatnonzero(np.ones(len(psi), bool) if free is None else free)
-    h = _steps(psi, relative)
-    H = np.zeros((len(index), len(index)))
-    for a, j in enumerate(index):
-        e = np.zeros_like(psi)
-        e[j] = h[j]
-        H[a] = ((gradient(psi + e) - gradient(psi - e)) / (2 * h[j]))[index]
-    return (H + H.T) / 2
+def _covariance_of_beta(objective: Objective, optimum: Optimum, result: LaplaceResult) -> np.ndarray:
+    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``.
+
+    ML: the beta block of the inverse Hessian of :math:`-\\log L(\\beta, \\theta, \\phi)`.
+    REML: :math:`[H_v^{-1}]_{\\beta\\beta} + J V J^\\top`, where :math:`V` is the inverse Hessian of
+    :math:`-\\log L_R(\\theta, \\phi)` and :math:`J = \\partial\\hat\\beta/\\partial(\\theta, \\log\\phi)`.
+    Parameters at a bound (a variance estimated at zero) are held fixed.
+    """
+    psi, p = optimum.psi, objective.design.X.shape[1]
+    free = _free(psi, objective.bounds()) if len(psi) else np.zeros(0, bool)
+    V = _inverse_hessian(objective, optimum, free)
+    if not objective.reml:
+        return V[:p, :p]          # beta has no bounds, so it leads the free parameters
+    H_inverse = result.factor.inverse_beta_block()
+    if not free.any():
+        return H_inverse
+    J = numdiff.partials(lambda x: objective.laplace(x).beta_in, psi, np.flatnonzero(free)).T
+    return H_inverse + J @ V @ J.T
+
+
+def _inverse_hessian(objective: Objective, optimum: Optimum, free: np.ndarray) -> np.ndarray:
+    """The inverse Hessian of :math:`-\\log L` over the free parameters: the polish's last Hessian if it was
+    taken within 1e-4 of :math:`\\hat\\psi` over the same parameters, else a new one; NaN if not positive definite."""
+    if not free.any():
+        return np.zeros((0, 0))
+    psi, H = optimum.psi, None
+    if optimum.hessian is not None:
+        at, was_free, last = optimum.hessian
+        if np.array_equal(was_free, free) and np.max(np.abs(at - psi), initial=0.0) < 1e-4:
+            H = last
+    if H is None:
+        H = numdiff.hessian(objective.gradient, psi, np.flatnonzero(free))
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return np.full(H.shape, np.nan)
+    return np.linalg.inv(H)

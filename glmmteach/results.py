@@ -5,8 +5,7 @@ Names follow R: ``fixef``, ``ranef``, ``varcorr``, ``sigma``, ``loglik``, ``aic`
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,8 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .design import Design
-from .fit import ConvergenceWarning, Objective, numerical_hessian, _free
 from .laplace import LaplaceResult
+from .rformat import character_matrix, coefficient_lines, correlation_rows, r_format
 
 
 @dataclass
@@ -23,7 +22,7 @@ class GlmmFit:
     """A fitted GLMM. Build it with :func:`glmmteach.glmm`."""
 
     design: Design
-    objective: Objective
+    objective: object                     # glmmteach.fit.Objective: -log L(psi), its parameter layout
     psi: np.ndarray
     optimum: LaplaceResult
     beta: np.ndarray
@@ -33,35 +32,11 @@ class GlmmFit:
     converged: bool
     message: str
     data: pd.DataFrame | None = None      # the rows of the user's data that the fit used
+    log: list = field(default_factory=list, repr=False)   # (evaluation, psi, -log L) of every evaluation
 
-    # ---- construction -------------------------------------------------------------------------
-    @classmethod
-    def from_optimum(cls, objective: Objective, psi: np.ndarray, converged: bool, message,
-                     covariance: bool = True) -> "GlmmFit":
-        """Evaluate the optimum once more, then (unless ``covariance=False``) the covariance of the estimates."""
-        optimum = objective.laplace(psi)
-        beta, theta, phi = objective.unpack(psi)
-        if objective.reml:
-            beta = optimum.beta_in
-        cov_beta = _covariance_of_beta(objective, psi, optimum) if covariance else None
-        fit = cls(objective.design, objective, psi, optimum, np.asarray(beta), np.asarray(theta), phi,
-                  cov_beta, converged, str(message))
-        fit._warn_if_problematic()
-        return fit
-
-    def _warn_if_problematic(self) -> None:
-        if not self.converged:
-            warnings.warn("the fit did not converge: the optimiser stopped before the log-likelihood was at "
-                          "its maximum. Try other starting values (start=...) or a simpler model.",
-                          ConvergenceWarning, stacklevel=3)
-        for message in self._singular_terms():
-            warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        if self.cov_beta is not None and not np.all(np.isfinite(self.cov_beta)):
-            warnings.warn("the Hessian at the optimum is not positive definite, so standard errors are not "
-                          "available: some parameters are not identified by the data.",
-                          ConvergenceWarning, stacklevel=3)
-
-    def _singular_terms(self) -> list[str]:
+    def singular_terms(self) -> list[str]:
+        """Sentences about the random effects estimated at the boundary (an SD near 0, a correlation near
+        +1 or -1); empty for a regular fit."""
         out = []
         for row in self.varcorr.itertuples():
             if row.sd < 1e-4 * max(1.0, self.sigma if self.family.name == "gaussian" else 1.0):
@@ -237,14 +212,13 @@ class GlmmFit:
         estimates; see :func:`glmmteach.fit.refit`. ``y``: one value per observation (binomial:
         success counts), e.g. ``fit.refit(fit.simulate(1, seed=1)["sim_1"])``. A bootstrap that needs
         no standard errors can skip them: ``standard_errors=False``."""
-        from .fit import refit
-        return refit(self, y, standard_errors)
+        return self.objective.refit(self, y, standard_errors)
 
     def optimizer_log(self) -> pd.DataFrame:
         """Every evaluation of the outer objective: the parameters psi and -log L, in order."""
         names = self.objective.names()
         rows = [{"evaluation": k, **dict(zip(names, psi)), "-logLik": value}
-                for k, psi, value in self.objective.log]
+                for k, psi, value in self.log]
         return pd.DataFrame(rows).set_index("evaluation")
 
     def pirls_log(self) -> pd.DataFrame:
@@ -274,58 +248,6 @@ def _population_level(re_form) -> bool:
     if isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~1-1"):
         return True
     raise ValueError(f"re_form must be None (with random effects) or '~0' (population level); got {re_form!r}")
-
-
-def _covariance_of_beta(objective: Objective, psi: np.ndarray, optimum: LaplaceResult) -> np.ndarray:
-    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``.
-
-    ML: the beta block of the inverse Hessian of :math:`-\\log L(\\beta, \\theta, \\phi)`.
-    REML: :math:`[H_v^{-1}]_{\\beta\\beta} + J V J^\\top`, where :math:`V` is the inverse Hessian of
-    :math:`-\\log L_R(\\theta, \\phi)` and :math:`J = \\partial\\hat\\beta/\\partial(\\theta, \\log\\phi)`.
-    Parameters at a bound (a variance estimated at zero) are held fixed.
-    """
-    p = objective.design.X.shape[1]
-    free = _free(psi, objective.bounds()) if len(psi) else np.zeros(0, bool)
-    V = _inverse_hessian(objective, psi, free)
-    if not objective.reml:
-        return V[:p, :p]          # beta has no bounds, so it leads the free parameters
-    H_inverse = optimum.factor.inverse_beta_block()
-    if not free.any():
-        return H_inverse
-    J = _mode_jacobian(objective, psi, free)
-    return H_inverse + J @ V @ J.T
-
-
-def _hessian_near(objective: Objective, psi: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """The Hessian the optimiser's last Newton step used, if it was taken within 1e-4 of psi, else a new one."""
-    if objective.hessian is not None:
-        at, was_free, H = objective.hessian
-        if np.array_equal(was_free, free) and np.max(np.abs(at - psi), initial=0.0) < 1e-4:
-            return H
-    return numerical_hessian(objective.gradient, psi, free)
-
-
-def _inverse_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray) -> np.ndarray:
-    if not free.any():
-        return np.zeros((0, 0))
-    H = _hessian_near(objective, psi, free)
-    try:
-        np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        return np.full(H.shape, np.nan)
-    return np.linalg.inv(H)
-
-
-def _mode_jacobian(objective: Objective, psi: np.ndarray, free: np.ndarray, relative: float = 1e-5):
-    """Central differences of the REML inner mode beta-hat with respect to the free parameters."""
-    columns = []
-    for k in np.flatnonzero(free):
-        h = relative * max(1.0, abs(psi[k]))
-        plus, minus = psi.copy(), psi.copy()
-        plus[k] += h
-        minus[k] -= h
-        columns.append((objective.laplace(plus).beta_in - objective.laplace(minus).beta_in) / (2 * h))
-    return np.column_stack(columns)
 
 
 class Summary:
@@ -373,7 +295,7 @@ class Summary:
             groups += [term.group] + [""] * (term.k - 1)
             names += list(term.names)
             variances += list(np.diag(Sigma))
-            correlations += _correlation_rows(Sigma, width)
+            correlations += correlation_rows(Sigma, width)
         if fit.family.name == "gaussian":
             groups, names, variances = groups + ["Residual"], names + [""], variances + [fit.sigma ** 2]
             correlations.append([""] * width)
@@ -383,7 +305,7 @@ class Summary:
         if width > 1:
             for j in range(width):
                 cells["Corr" if j == 0 else " " * j] = [row[j] for row in correlations]
-        return _character_matrix([""] * len(groups), cells, right=False)
+        return character_matrix([""] * len(groups), cells, right=False)
 
     def _dispersion_line(self) -> list[str]:
         fit = self.fit
@@ -399,120 +321,3 @@ class Summary:
         if np.any(self.coefficients["Pr(>|z|)"] < 0.1):      # R shows stars and their legend only then
             lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
         return lines
-
-
-# ---- printing numbers as R does ------------------------------------------------------------------
-def _significant(x: float, digits: int) -> tuple[int, int]:
-    """(power of ten, number of significant digits) of x rounded to ``digits`` significant digits,
-    trailing zeros dropped: 9.0746 with 3 digits is 9.07, (0, 3); 0.5 is (-1, 1)."""
-    mantissa, exponent = f"{abs(x):.{digits - 1}e}".split("e")
-    return int(exponent), len(mantissa.replace(".", "").rstrip("0")) or 1
-
-
-def r_format(x, digits: int) -> list[str]:
-    """R's ``format(x, digits = digits)`` of a numeric vector: one layout for all values.
-
-    Fixed notation with as many decimals as the value that needs the most for ``digits``
-    significant digits; scientific notation instead when that is narrower (R's ``formatReal``).
-    NaN prints as ``NaN`` and infinities as ``Inf`` and ``-Inf``, as R prints them.
-    """
-    x = np.asarray(x, float).ravel()
-    finite = x[np.isfinite(x)]
-    if finite.size == 0:
-        return [_r_special(v) for v in x]
-    power, sig = np.array([_significant(v, digits) if v != 0 else (0, 1) for v in finite]).T
-    left = power + 1
-    fixed_width = np.max((finite < 0) + np.maximum(left, 1))
-    decimals = max(0, int(np.max(sig - left)))
-    fixed_width += decimals + (decimals > 0)
-    exponent_digits = 2 if power.max() >= 100 or power.min() <= -99 else 1
-    mantissa = int(sig.max()) - 1
-    sci_width = int(np.any(finite < 0)) + (mantissa > 0) + mantissa + 4 + exponent_digits
-    form = f".{decimals}f" if fixed_width <= sci_width else f".{mantissa}e"
-    return [f"{v:{form}}" if np.isfinite(v) else _r_special(v) for v in x]
-
-
-def _r_special(v: float) -> str:
-    return "NaN" if np.isnan(v) else ("Inf" if v > 0 else "-Inf")
-
-
-def r_format_pval(p, digits: int = 3, eps: float = np.finfo(float).eps) -> list[str]:
-    """R's ``format.pval``: values from 1e-4 up in one layout, smaller ones in another, and those below
-    machine epsilon as ``<2e-16`` (``< 2e-16`` when the other entries are wide); NaN as ``NA``."""
-    p = np.asarray(p, float).ravel()
-    out = np.array(["NA"] * len(p), dtype=object)
-    tiny, rest = ~np.isnan(p) & (p < eps), ~np.isnan(p) & (p >= eps)
-    with np.errstate(divide="ignore"):
-        power = np.floor(np.log10(np.where(p > 0, p, 1e-50)))
-    fixed = rest & ((power >= -3) | ((power == -4) & (digits > 1)))
-    for group in (fixed, rest & ~fixed):
-        if group.any():
-            out[group] = r_format(p[group], digits)
-    if tiny.any():
-        d = max(1, digits - 2)
-        width = max((len(s) for s in out[rest]), default=None)
-        if width is not None and d > 1 and d + 6 > width:
-            d = max(1, width - 7)
-        sep = "" if d == 1 and (width is None or width <= 6) else " "
-        out[tiny] = "<" + sep + r_format([eps], d)[0]
-    return list(out)
-
-
-def _round_half(x: np.ndarray, decimals: float) -> np.ndarray:
-    """R's ``round(x, digits)``: a non-whole number of digits counts as the nearest whole one."""
-    return np.round(x, int(np.floor(decimals + 0.5)))
-
-
-def coefficient_lines(table: pd.DataFrame, digits: int = 4) -> list[str]:
-    """The coefficient table as R's ``printCoefmat(table, zap.ind = 3, digits = 4)`` prints it (glmmTMB's
-    summary): estimates and SEs in one layout rounded for the smallest of them, test statistics to 3
-    decimals at most, p-values by :func:`r_format_pval`, and significance stars when some p < 0.1."""
-    values = table.to_numpy(float)
-    estimates, z, p = values[:, :2], values[:, 2], values[:, 3]
-    nonzero = np.abs(estimates[np.isfinite(estimates) & (estimates != 0)])
-    digmin = 1 + (np.floor(np.log10(nonzero.min())) if nonzero.size else 0)
-    columns = np.array(r_format(np.round(estimates.ravel(), int(max(1, digits - digmin))), digits),
-                       dtype=object).reshape(estimates.shape)
-    reads_as_zero = np.array([[float(c) == 0 for c in row] for row in columns])
-    fix = np.isfinite(estimates) & ((estimates == 0) != reads_as_zero)
-    for i, j in zip(*np.nonzero(fix)):            # a value that rounding turned into 0: its own layout
-        columns[i, j] = r_format([estimates[i, j]], max(1, digits - 1))[0]
-    finite_z = np.abs(z[np.isfinite(z)])
-    largest = finite_z.max() if finite_z.size else 0.0
-    z = _round_half(z, max(0.0, digits - np.log10(largest)) if largest > 0 else digits)   # zapsmall
-    cells = {"Estimate": columns[:, 0], "Std. Error": columns[:, 1],
-             table.columns[2]: r_format(np.round(z, max(1, min(5, digits - 1))), digits),
-             # printCoefmat shows a NaN p-value (from a NaN standard error) as NaN, not format.pval's NA
-             table.columns[3]: ["NaN" if np.isnan(v) else s
-                                for v, s in zip(p, r_format_pval(p, max(1, min(5, digits - 1))))]}
-    if np.any(p[~np.isnan(p)] < 0.1):
-        symbols = np.select([p <= 0.001, p <= 0.01, p <= 0.05, p <= 0.1, p <= 1], ["***", "**", "*", ".", " "], "")
-        width = max(len(s) for s in symbols)
-        cells[""] = [s.ljust(width) for s in symbols]
-    return _character_matrix(list(map(str, table.index)), cells)
-
-
-def _character_matrix(rows: list[str], cells: dict, right: bool = True) -> list[str]:
-    """A table of strings as R's ``print(quote = FALSE, right = right)``: row names left-aligned, every
-    column aligned to the wider of its header and entries, one space between columns. (Headers made of
-    spaces stand for R's empty column names, which a dict cannot repeat.)"""
-    row_width = max(len(r) for r in rows)
-    headers = [h if h.strip() else "" for h in cells]
-    widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(headers, cells.values())]
-    align = str.rjust if right else str.ljust
-    lines = [" " * row_width + "".join(" " + align(h, w) for h, w in zip(headers, widths))]
-    for i, row in enumerate(rows):
-        lines.append(row.ljust(row_width) + "".join(" " + align(col[i], w) for col, w in zip(cells.values(), widths)))
-    return lines
-
-
-def _correlation_rows(Sigma: np.ndarray, width: int) -> list[list[str]]:
-    """Correlations of one term below the diagonal, as strings in ``width`` columns: R's
-    ``format(round(corr, 2), nsmall = 2)`` over the whole matrix (so one width for all), upper part blank."""
-    sd = np.sqrt(np.diag(Sigma))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.round(Sigma / np.outer(sd, sd), 2)
-    text = [f"{v:.2f}" if np.isfinite(v) else "NaN" for v in corr.ravel()]
-    text = np.array([t.rjust(max(map(len, text))) for t in text], dtype=object).reshape(corr.shape)
-    k = len(sd)
-    return [[text[r, c] if c < r else "" for c in range(width)] for r in range(k)]

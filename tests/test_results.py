@@ -15,7 +15,7 @@ from scipy.special import expit
 
 import glmmteach as gt
 from glmmteach.fit import ConvergenceWarning
-from glmmteach.results import coefficient_lines, r_format_pval
+from glmmteach.rformat import coefficient_lines, r_format_pval
 
 
 # ---- data and fits ---------------------------------------------------------------------------
