@@ -22,6 +22,15 @@ __all__ = ["ConvergenceWarning", "ScaledResiduals", "bootstrap_statistics", "dat
            "test_outliers", "test_quantiles", "test_uniformity", "test_zero_inflation"]
 
 
+def _plot_scaled_residuals(res, **options):
+    """``res.plot()``: the core imports no plotting, so the package hands it the drawing, loaded on first use."""
+    from .plotting import plot_scaled_residuals
+    return plot_scaled_residuals(res, **options)
+
+
+ScaledResiduals.painter = staticmethod(_plot_scaled_residuals)
+
+
 def __getattr__(name):
     if name == "plotting":
         return importlib.import_module(".plotting", __name__)

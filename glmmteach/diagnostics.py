@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .fit import ConvergenceWarning, NotPositiveDefinite
-from .results import r_format_pval
+from .rformat import r_format_pval
 
 QUANTILES = (0.25, 0.5, 0.75)
 
@@ -176,10 +177,13 @@ class ScaledResiduals:
 
     __repr__ = __str__
 
+    #: the function that draws :meth:`plot`. The core imports no plotting: ``import glmmteach`` sets this to
+    #: :func:`glmmteach.plotting.plot_scaled_residuals`, which loads matplotlib only when a plot is asked for.
+    painter: ClassVar = None
+
     def plot(self, form=None, quantiles=QUANTILES, n_boot: int = 0):
         """DHARMa's two panels; see :func:`glmmteach.plotting.plot_scaled_residuals`."""
-        from .plotting import plot_scaled_residuals
-        return plot_scaled_residuals(self, form=form, quantiles=quantiles, n_boot=n_boot)
+        return type(self).painter(self, form=form, quantiles=quantiles, n_boot=n_boot)
 
     def recalculate(self, group) -> "ScaledResiduals":
         """Residuals of group totals: sum observations and simulations within groups, recompute.
