@@ -1,9 +1,12 @@
-"""The Day 5 pages in a real browser: the math is typeset by MathJax and every figure loads.
+"""The book's pages in a real browser, as a student meets them.
 
-Checked: the front page, the Day 5 chapters (lessons 01-08) and the API reference, whose docstrings carry formulas.
+Checked on the front page, the chapters (lessons 01-09), the API reference and the homework, at a desktop
+width of 1400 px: the math is typeset by MathJax and every figure loads. At 1400 px and at a phone width of
+400 px the page has one search box and no empty bar across its top; at 400 px the menu button opens the
+chapter list, and a click beside the list closes it.
 
 Headless Chromium (Debian's ``chromium`` package) opens the built book from a local HTTP server on
-127.0.0.1. One small checking page, served beside the book, loads each Day 5 page in an iframe (same
+127.0.0.1. One small checking page, served beside the book, loads each page in an iframe (same
 origin, so its script may look inside), waits for MathJax's first typesetting and for the images, and
 writes what it found into its own DOM as JSON; ``--dump-dom`` prints that DOM once the scripts have run.
 
@@ -27,7 +30,13 @@ from urllib.parse import quote
 import pytest
 
 HTML = Path(__file__).resolve().parent.parent / "_build" / "html"
-PAGES = ("lessons/intro.html", "lessons/0[1-8]_*.html", "lessons/api.html", "lessons/api/*.html")
+PAGES = ("lessons/intro.html", "lessons/0[1-9]_*.html", "lessons/api.html", "lessons/api/*.html",
+         "lessons/homework/*.html")
+# The chapters: their code and figures are held to the width and sharpness rules.
+LESSONS = "lessons/0[1-9]_*.html"
+DESKTOP, PHONE = 1400, 400
+# A figure on a lesson page has at least this many image pixels per CSS pixel it is displayed at.
+SHARPNESS = 1.5
 CHECK_PAGE = "/__browser_check__.html"
 CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser")) if path), None)
 
@@ -41,14 +50,57 @@ pytestmark = [
 # For each page: load it, wait for MathJax's startup promise (it resolves after the first typesetting),
 # make every image load now (not lazily) and wait for it, then record what the reader would see.
 CHECK_SCRIPT = """
-async function inspect(page) {
+function load(page, width, height) {
   const frame = document.createElement("iframe");
-  frame.style.width = "1280px";
-  frame.style.height = "1024px";
+  frame.style.width = width + "px";
+  frame.style.height = height + "px";
   const loaded = new Promise(resolve => { frame.onload = resolve; });
   frame.src = page;
   document.body.appendChild(frame);
-  await loaded;
+  return loaded.then(() => frame);
+}
+const settle = () => new Promise(resolve => setTimeout(resolve, 300));
+
+// A code or output block is too wide when its content scrolls sideways or it sticks out of the column.
+function wideBlocks(doc) {
+  const article = doc.querySelector("article.bd-article") || doc.body;
+  const column = article.getBoundingClientRect();
+  const blocks = article.querySelectorAll(
+    "div.highlight pre, div.cell_output > div.output, div.cell_output table, div.cell_output pre");
+  return Array.from(blocks).filter(el => el.getBoundingClientRect().width > 0).map(el => ({
+    kind: el.tagName.toLowerCase() + "." + (el.className || "").split(" ")[0],
+    scroll: el.scrollWidth, client: el.clientWidth,
+    right: Math.round(el.getBoundingClientRect().right), column: Math.round(column.right),
+    text: (el.textContent || "").trim().slice(0, 80),
+  })).map(b => Object.assign(b, {wide: b.scroll > b.client + 1 || b.right > b.column + 1}));
+}
+
+// Is this element what the reader sees at its centre (not hidden, covered or off screen)?
+function seen(win, el) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) return false;
+  const x = r.left + Math.min(r.width / 2, 20), y = r.top + r.height / 2;
+  if (x < 0 || y < 0 || x > win.innerWidth || y > win.innerHeight) return false;
+  const top = win.document.elementFromPoint(x, y);
+  return !!top && (top === el || el.contains(top) || top.contains(el));
+}
+
+// Laid out and not hidden (on screen or a scroll away).
+function shown(win, el) {
+  const r = el.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && win.getComputedStyle(el).visibility !== "hidden";
+}
+
+// The search boxes and buttons a reader can see, and the height of a top bar above the page (0: none).
+function chrome(win, doc) {
+  const searches = Array.from(doc.querySelectorAll(".search-button-field, .search-button, form.bd-search"))
+    .filter(el => shown(win, el)).length;
+  const bar = Array.from(doc.querySelectorAll("header.bd-header, #pst-header")).filter(el => shown(win, el));
+  return {searches: searches, top_bar: bar.length ? Math.round(bar[0].getBoundingClientRect().height) : 0};
+}
+
+async function inspect(page) {
+  const frame = await load(page, %(desktop)d, 1024);
   const win = frame.contentWindow, doc = frame.contentDocument;
   let mathjax = "absent";
   if (win.MathJax && win.MathJax.startup && win.MathJax.startup.promise) {
@@ -60,6 +112,8 @@ async function inspect(page) {
     img.loading = "eager";
     return img.complete ? null : new Promise(resolve => { img.onload = img.onerror = resolve; });
   }));
+  const article = doc.querySelector("article.bd-article");
+  const blocks = wideBlocks(doc);
   const result = {
     page: page,
     mathjax: mathjax,
@@ -67,24 +121,69 @@ async function inspect(page) {
     math_rendered: doc.querySelectorAll("mjx-container").length,
     math_errors: doc.querySelectorAll("mjx-merror").length,
     images: images.map(img => ({src: img.getAttribute("src"), width: img.naturalWidth,
-                                alt: img.getAttribute("alt") || ""})),
+                                alt: img.getAttribute("alt") || "",
+                                shown: img.getBoundingClientRect().width,
+                                in_article: !!(article && article.contains(img))})),
+    blocks: blocks.length,
+    wide: blocks.filter(b => b.wide),
+    ids: Array.from(doc.querySelectorAll("dt[id]")).map(dt => dt.id),
+    chrome: chrome(win, doc),
   };
   frame.remove();
   return result;
 }
+
+// At a phone width: the menu button shows the chapter list; a click beside the list closes it.
+async function menu(page) {
+  const frame = await load(page, %(phone)d, 800);
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  // The sidebar slides in; headless Chromium's virtual clock does not run CSS transitions, so they are
+  // switched off and the test sees the state the slide ends in.
+  const still = doc.createElement("style");
+  still.textContent = "*, *::before, *::after { transition: none !important; animation: none !important; }";
+  doc.head.appendChild(still);
+  await settle();
+  const chapters = () => Array.from(doc.querySelectorAll(".bd-sidebar-primary a.reference, dialog a.reference"))
+    .filter(a => /lessons\\/0[1-9]_/.test(a.getAttribute("href") || "") || /^0[1-9]_/.test(a.getAttribute("href") || ""));
+  const buttons = Array.from(doc.querySelectorAll(".primary-toggle")).filter(b => seen(win, b));
+  const result = {page: page, buttons: buttons.length,
+                  before: chapters().filter(a => seen(win, a)).length, chrome: chrome(win, doc)};
+  if (buttons.length) {
+    buttons[0].click();
+    await settle();
+    result.open = chapters().filter(a => seen(win, a)).length;
+    result.chapters = chapters().length;
+    // A click beside the list (on the backdrop, where the page shows through), as a reader closes it.
+    const list = chapters().filter(a => seen(win, a)).map(a => a.getBoundingClientRect().right);
+    const x = Math.min(win.innerWidth - 2, Math.max(0, ...list) + 30), y = win.innerHeight / 2;
+    const beside = doc.elementFromPoint(x, y) || doc.body;
+    beside.dispatchEvent(new win.MouseEvent(
+      "click", {bubbles: true, cancelable: true, clientX: x, clientY: y, view: win}));
+    await settle();
+    result.closed = chapters().filter(a => seen(win, a)).length;
+  }
+  frame.remove();
+  return result;
+}
+
 (async () => {
-  const pages = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+  const jobs = JSON.parse(decodeURIComponent(location.hash.slice(1)));
   const results = [];
-  for (const page of pages) {
+  for (const page of jobs.pages) {
     try { results.push(await inspect(page)); }
     catch (error) { results.push({page: page, error: String(error)}); }
   }
+  const menus = [];
+  for (const page of jobs.menu) {
+    try { menus.push(await menu(page)); }
+    catch (error) { menus.push({page: page, error: String(error)}); }
+  }
   const out = document.createElement("pre");
   out.id = "results";
-  out.textContent = JSON.stringify(results);
+  out.textContent = JSON.stringify({pages: results, menus: menus});
   document.body.appendChild(out);
 })();
-"""
+""" % {"desktop": DESKTOP, "phone": PHONE}
 
 
 class _BookHandler(SimpleHTTPRequestHandler):
@@ -119,23 +218,44 @@ def _pages() -> list[str]:
     return [str(p.relative_to(HTML)) for pattern in PAGES for p in sorted(HTML.glob(pattern))]
 
 
+def _menu_pages() -> list[str]:
+    """The front page and the first chapter: the phone menu is checked on both."""
+    chapters = sorted(HTML.glob(LESSONS))
+    return ["lessons/intro.html"] + [str(p.relative_to(HTML)) for p in chapters[:1]]
+
+
 @pytest.fixture(scope="module")
-def rendered(server):
+def browser(server):
     pages = ["/" + page for page in _pages()]
-    assert any("lessons/0" in page for page in pages), f"no Day 5 chapters (lessons/0*.html) in {HTML}"
-    url = f"{server}{CHECK_PAGE}#{quote(json.dumps(pages))}"
+    assert any("lessons/0" in page for page in pages), f"no chapters (lessons/0*.html) in {HTML}"
+    jobs = {"pages": pages, "menu": ["/" + page for page in _menu_pages()]}
+    url = f"{server}{CHECK_PAGE}#{quote(json.dumps(jobs))}"
     with tempfile.TemporaryDirectory() as profile:
         run = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--disable-quic", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--disable-extensions",
-             f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+             "--hide-scrollbars", f"--user-data-dir={profile}", "--virtual-time-budget=60000",
+             "--dump-dom", url],
+            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     found = re.search(r'<pre id="results">(.*?)</pre>', run.stdout, re.DOTALL)
     assert found, (f"Chromium did not finish checking the pages (exit code {run.returncode}).\n"
                    f"stderr: {run.stderr[-2000:]}\nDOM: {run.stdout[-2000:]}")
-    results = json.loads(html.unescape(found.group(1)))
-    return {r["page"].lstrip("/"): r for r in results}
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def rendered(browser):
+    return {r["page"].lstrip("/"): r for r in browser["pages"]}
+
+
+@pytest.fixture(scope="module")
+def menus(browser):
+    return {r["page"].lstrip("/"): r for r in browser["menus"]}
+
+
+def _lessons(rendered) -> dict:
+    return {page: r for page, r in rendered.items() if Path(page).match(LESSONS)}
 
 
 def test_every_page_was_checked(rendered):
@@ -162,7 +282,30 @@ def test_figures_load(rendered, page):
     assert not broken, f"{page}: images that did not load: {broken}"
 
 
-def test_the_day5_chapters_have_math_and_figures(rendered):
+def test_the_chapters_have_math_and_figures(rendered):
     chapters = [r for page, r in rendered.items() if page.startswith("lessons/0")]
     assert sum(r["math_rendered"] for r in chapters) > 0, "no equation typeset in any Day 5 chapter"
     assert sum(len(r["images"]) for r in chapters) > 0, "no figure in any Day 5 chapter"
+
+
+@pytest.mark.parametrize("page", _menu_pages() if (HTML / "index.html").exists() else [])
+def test_phone_menu_opens_and_closes(menus, page):
+    """At 400 px the chapter list is hidden; the menu button shows it, a click beside it hides it again."""
+    r = menus[page]
+    assert "error" not in r, f"{page}: {r.get('error')}"
+    assert r["buttons"] >= 1, f"{page}: no menu button visible at {PHONE} px"
+    assert r["before"] == 0, f"{page}: the chapter list is already on screen before the menu is opened"
+    assert r["open"] >= 5, (f"{page}: after a click on the menu button only {r['open']} of "
+                            f"{r['chapters']} chapter links are visible")
+    assert r["closed"] == 0, f"{page}: the chapter list stays open after a click beside it"
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_one_search_box_and_no_empty_top_bar(rendered, menus, width):
+    """The page has one way to search, and no bar across its top that holds nothing but a second one."""
+    seen = ({page: r["chrome"] for page, r in rendered.items()} if width == DESKTOP
+            else {page: r["chrome"] for page, r in menus.items()})
+    doubled = {page: c["searches"] for page, c in seen.items() if c["searches"] != 1}
+    assert not doubled, f"pages at {width} px without exactly one visible search box or button: {doubled}"
+    bars = {page: c["top_bar"] for page, c in seen.items() if c["top_bar"]}
+    assert not bars, f"pages at {width} px with a top bar (height in px): {bars}"
