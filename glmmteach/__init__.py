@@ -10,16 +10,19 @@
 """
 import importlib
 
-from . import datasets, diagnostics, families, fit, links
+from . import adjust, datasets, diagnostics, families, fit, inference, links
 from .diagnostics import (ScaledResiduals, bootstrap_statistics, scaled_residuals, simulate_residuals,
                           test_categorical, test_dispersion, test_outliers, test_quantiles, test_uniformity,
                           test_zero_inflation)
 from .fit import ConvergenceWarning, glmm
+from .inference import contrast, emmeans, joint_tests
 
 __version__ = "0.1.0"
-__all__ = ["ConvergenceWarning", "ScaledResiduals", "bootstrap_statistics", "datasets", "diagnostics", "families",
-           "fit", "glmm", "links", "plotting", "scaled_residuals", "simulate_residuals", "test_categorical", "test_dispersion",
-           "test_outliers", "test_quantiles", "test_uniformity", "test_zero_inflation"]
+__all__ = ["ConvergenceWarning", "ScaledResiduals", "adjust", "bootstrap_statistics",
+           "contrast", "datasets", "diagnostics", "emmeans", "families", "fit", "glmm",
+           "inference", "joint_tests", "links", "plotting", "scaled_residuals", "simulate_residuals",
+           "test_categorical", "test_dispersion", "test_outliers", "test_quantiles", "test_uniformity",
+           "test_zero_inflation"]
 
 
 def _plot_scaled_residuals(res, **options):

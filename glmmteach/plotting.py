@@ -213,3 +213,39 @@ def plot_raw_residuals(fitted, residuals, ax=None, xlabel="Fitted proportion",
     ax.axhline(0, color="grey", linestyle="--", linewidth=1, gid="zero")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     return fig
+
+
+def plot_emmeans(emm, ax=None):
+    """Estimated marginal means (``emm.plot()``): each estimate as a point with its confidence interval
+    as a bar, the means of one ``by`` group in one panel (as emmeans' ``plot()``), on the scale of
+    ``emm`` (``type="response"``: back-transformed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    table, name = emm.table, emm.estimate_name
+    groups = emm.by_groups()
+    if ax is not None and len(groups) > 1:
+        raise ValueError(f"these means have {len(groups)} 'by' groups, one panel each; call plot() "
+                         "without ax= (or make the means without by=)")
+    if ax is None:
+        fig, axes = plt.subplots(len(groups), 1, figsize=(6, 0.45 * len(table) + 1.0 * len(groups) + 0.6),
+                                 squeeze=False)
+        axes = axes[:, 0]
+    else:
+        fig, axes = ax.figure, [ax]
+    labels = np.array([" ".join(str(table.loc[i, s]) for s in emm.specs) for i in range(len(table))])
+    for panel, rows in zip(axes, groups):
+        y = np.arange(len(rows))[::-1]
+        sub = table.iloc[rows]
+        panel.errorbar(sub[name], y, xerr=[sub[name] - sub["lower.CL"], sub["upper.CL"] - sub[name]],
+                       fmt="o", color="black", ecolor="steelblue", elinewidth=4, capsize=0)
+        panel.set_yticks(y, labels[rows])
+        panel.set_ylim(-0.7, len(rows) - 0.3)
+        panel.set_ylabel(" ".join(emm.specs))
+        if emm.by:
+            panel.set_title(", ".join(f"{b} = {sub.iloc[0][b]}" for b in emm.by), fontsize=10)
+    axes[-1].set_xlabel(f"{name} ({emm.level:.0%} confidence interval)")
+    fig.tight_layout()
+    return fig

@@ -4,12 +4,14 @@ means, and the family-wise error rate of Tukey's method on null models.
 References: the "adjust_grid" of tests/reference/inference_reference.json (make_inference_reference.R).
 """
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
+import glmmteach as gt
 from glmmteach import adjust
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "inference_reference.json").read_text())
@@ -70,3 +72,14 @@ def test_tukey_family_wise_error_is_five_percent_balanced():
     # the same six comparisons without adjustment reject far more often: the check can fail
     assert tukey_family_error(np.eye(4), df=20, n_sim=20000, seed=1, method="none") > 0.15
 
+
+def test_tukey_family_wise_error_on_the_salmon_harvest_means():
+    """The four harvest means of the salmon fit, with their own (nearly equal, correlated) covariance."""
+    fish = gt.datasets.load("fish_vaccines")
+    fish = fish.assign(vaccine=pd.Categorical(fish.vaccine), day_f=pd.Categorical(fish.day), fish=fish.fish.astype(str))
+    salmon = gt.glmm("wt ~ vaccine * day_f + (1 | fish)", fish, family=gt.families.Gamma(link="log"), reml=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        emm = gt.emmeans(salmon, "vaccine", at={"day_f": "901"})
+    rate = tukey_family_error(emm.covariance, df=salmon.df_resid, n_sim=20000, seed=2)
+    assert abs(rate - 0.05) < 0.015
