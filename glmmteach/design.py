@@ -7,9 +7,10 @@ The linear predictor of a GLMM is
 so that :math:`\\mathrm{Var}(u) = \\Sigma_\\theta = \\Lambda_\\theta\\Lambda_\\theta^\\top`.
 This module builds ``y``, ``X`` (dense), ``Z`` (sparse), the offset ``o``, the weights, and the map
 :math:`\\theta \\mapsto \\Lambda_\\theta`. For a term ``(1 + x | g)`` with ``k`` columns and ``L``
-levels, ``Z`` has ``L*k`` columns ordered level by level, and :math:`\\Lambda_\\theta` repeats one
-``k x k`` lower-triangular template ``T`` (the Cholesky factor of the term's covariance) ``L`` times.
-``theta`` lists the template's lower triangle column by column, as lme4 does.
+levels, ``Z`` has ``L*k`` columns ordered level by level, and :math:`\\Lambda_\\theta` repeats the term's
+``k x k`` template :math:`T(\\theta)` (with :math:`\\Sigma = TT^\\top`) ``L`` times. The term's covariance
+structure (:mod:`glmmteach.covstruct`: ``us``, ``diag``) makes T from the term's part of ``theta``;
+:meth:`Design.Lambda` is the one place where the templates become :math:`\\Lambda_\\theta`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 from formulaic import model_matrix
 
-from . import families
+from . import covstruct, families
 from .formula import Formula, FormulaError, RandomTerm, _to_formulaic, parse, r_name
 
 _SAFE_FUNCTIONS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
@@ -36,13 +37,19 @@ _SAFE_FUNCTIONS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": n
 
 @dataclass
 class ReTerm:
-    """One random-effect term: its group, the names of its k columns, its levels, its place in Z."""
+    """One random-effect term: its group, the names of its k columns, its levels, its place in Z, and its
+    covariance structure (which makes the k x k template T from the term's entries of theta)."""
 
     group: str
     names: list[str]
     levels: list[str]
     start: int          # first column of this term in Z
     spec: object = field(repr=False, default=None)   # formulaic spec of the term's columns
+    structure: covstruct.Structure = None
+
+    def __post_init__(self):
+        if self.structure is None:
+            self.structure = covstruct.Unstructured(tuple(self.names))
 
     @property
     def k(self) -> int:
@@ -50,11 +57,7 @@ class ReTerm:
 
     @property
     def n_theta(self) -> int:
-        return self.k * (self.k + 1) // 2
-
-    def lower_triangle(self) -> list[tuple[int, int]]:
-        """(row, col) of theta's entries in the template T: lower triangle, column by column."""
-        return [(r, c) for c in range(self.k) for r in range(c, self.k)]
+        return self.structure.n_theta
 
 
 @dataclass
@@ -75,9 +78,9 @@ class Design:
     fixed_spec: object = field(repr=False, default=None)
     lambda_rows: np.ndarray = field(repr=False, default=None)
     lambda_cols: np.ndarray = field(repr=False, default=None)
-    lambda_theta: np.ndarray = field(repr=False, default=None)
     #: levels of every text/categorical column the fixed part uses, to check ``newdata`` against
     factor_levels: dict = field(repr=False, default_factory=dict)
+    _z_dlambda: list | None = field(init=False, repr=False, compare=False, default=None)
 
     @property
     def nobs(self) -> int:
@@ -99,33 +102,52 @@ class Design:
         Z = self.Z.tocsr()
         return Z.indices.copy(), Z.data.copy()
 
-    @cached_property
-    def z_dlambda(self) -> list[sp.csc_matrix]:
-        """:math:`Z\\,\\partial\\Lambda_\\theta/\\partial\\theta_k` for each k (constant: Lambda is linear in theta)."""
-        out = []
-        for k in range(self.n_theta):
-            mask = self.lambda_theta == k
-            E = sp.csc_matrix((np.ones(mask.sum()), (self.lambda_rows[mask], self.lambda_cols[mask])),
-                              shape=(self.q, self.q))
-            out.append((self.Z @ E).tocsc())
-        return out
+    def theta_slices(self) -> list[slice]:
+        """Where each term's entries sit in theta."""
+        ends = np.cumsum([0] + [t.n_theta for t in self.terms])
+        return [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
 
-    def theta_names(self) -> list[str]:
-        names = []
-        for term in self.terms:
-            for r, c in term.lower_triangle():
-                names.append(f"{term.group}: " + (f"sd {term.names[r]}" if r == c
-                                                  else f"cholesky[{term.names[r]}, {term.names[c]}]"))
-        return names
-
-    def theta_lower_bounds(self) -> np.ndarray:
-        """Diagonal entries of each T are standard deviations on the Cholesky scale: >= 0."""
-        return np.array([0.0 if r == c else -np.inf for t in self.terms for r, c in t.lower_triangle()])
+    def templates(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Each term's k x k template :math:`T(\\theta)`, made by its covariance structure."""
+        theta = np.asarray(theta, float)
+        return [t.structure.template(theta[s]) for t, s in zip(self.terms, self.theta_slices())]
 
     def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
-        """The relative covariance factor: block diagonal, template T repeated for each level."""
-        return sp.csc_matrix((np.asarray(theta)[self.lambda_theta], (self.lambda_rows, self.lambda_cols)),
-                             shape=(self.q, self.q))
+        """The relative covariance factor: block diagonal, each term's template T repeated for its L levels.
+        The entries of T that the structure may fill (its ``pattern``) go to the positions precomputed by
+        :func:`_index_lambda`, pattern entry by entry, level by level."""
+        return self._repeat_templates(self.templates(theta))
+
+    def dLambda(self, theta: np.ndarray) -> list[sp.csc_matrix]:
+        """:math:`\\partial\\Lambda_\\theta/\\partial\\theta_j` for each j: the term's :math:`\\partial T/\\partial\\theta_j`
+        repeated for its levels, zero elsewhere."""
+        theta, out = np.asarray(theta, float), []
+        for i, (term, part) in enumerate(zip(self.terms, self.theta_slices())):
+            for dT in term.structure.dtemplate(theta[part]):
+                out.append(self._repeat_templates([dT if j == i else None for j in range(len(self.terms))]))
+        return out
+
+    def _repeat_templates(self, templates: list) -> sp.csc_matrix:
+        values = [np.repeat(T[t.structure.pattern] if T is not None else np.zeros(len(t.structure.pattern[0])),
+                            len(t.levels)) for t, T in zip(self.terms, templates)]
+        data = np.concatenate(values) if values else np.zeros(0)
+        return sp.csc_matrix((data, (self.lambda_rows, self.lambda_cols)), shape=(self.q, self.q))
+
+    def Z_dLambda(self, theta: np.ndarray) -> list[sp.csc_matrix]:
+        """:math:`Z\\,\\partial\\Lambda_\\theta/\\partial\\theta_j` for each j (kept when every structure is linear
+        in theta, as its derivatives are then constants)."""
+        if all(t.structure.linear for t in self.terms):
+            if self._z_dlambda is None:
+                self._z_dlambda = [(self.Z @ E).tocsc() for E in self.dLambda(theta)]
+            return self._z_dlambda
+        return [(self.Z @ E).tocsc() for E in self.dLambda(theta)]
+
+    def theta_names(self) -> list[str]:
+        return [name for t in self.terms for name in t.structure.theta_names(t.group)]
+
+    def theta_lower_bounds(self) -> np.ndarray:
+        """Each structure's bounds (SDs >= 0)."""
+        return np.concatenate([t.structure.lower_bounds() for t in self.terms] or [np.zeros(0)])
 
     # --- new data (predict) ------------------------------------------------------
     def check_newdata(self, newdata, population: bool = False) -> pd.DataFrame:
@@ -179,15 +201,8 @@ class Design:
         return [v for v in Formula("", "1", self.formula.fixed, (), ()).variables() if v != "1"]
 
     def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Sigma = T T' for each term."""
-        out, i = [], 0
-        for term in self.terms:
-            T = np.zeros((term.k, term.k))
-            for r, c in term.lower_triangle():
-                T[r, c] = theta[i]
-                i += 1
-            out.append(T @ T.T)
-        return out
+        """:math:`\\Sigma = T T^\\top` for each term."""
+        return [T @ T.T for T in self.templates(theta)]
 
 
 def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
@@ -528,7 +543,7 @@ def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame):
         rows = np.repeat(np.arange(n), k)
         cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
         blocks.append(sp.csc_matrix((values.ravel(), (rows, cols)), shape=(n, len(levels) * k)))
-        terms.append(ReTerm(term.group, names, levels, start, spec))
+        terms.append(ReTerm(term.group, names, levels, start, spec, covstruct.get(term.structure, names)))
         start += len(levels) * k
     Z = sp.hstack(blocks, format="csc") if blocks else sp.csc_matrix((len(data), 0))
     return Z, terms
@@ -612,15 +627,13 @@ def _levels(column: pd.Series) -> list[str]:
 
 
 def _index_lambda(design: Design) -> None:
-    """Precompute the sparsity of Lambda: entry (row, col) holds theta[index] (lme4's Lind)."""
-    rows, cols, index, offset = [], [], [], 0
+    """Precompute the sparsity of Lambda: for each term, entry (r, c) of its structure's pattern sits at
+    rows start + l k + r and columns start + l k + c for its levels l = 0, ..., L - 1 (lme4's Lind)."""
+    rows, cols = [np.zeros(0, int)], [np.zeros(0, int)]
     for term in design.terms:
         k, L = term.k, len(term.levels)
-        for i, (r, c) in enumerate(term.lower_triangle()):
-            base = term.start + np.arange(L) * k
+        base = term.start + np.arange(L) * k
+        for r, c in zip(*term.structure.pattern):
             rows.append(base + r)
             cols.append(base + c)
-            index.append(np.full(L, offset + i))
-        offset += term.n_theta
-    concat = (lambda parts: np.concatenate(parts).astype(int)) if rows else (lambda parts: np.zeros(0, int))
-    design.lambda_rows, design.lambda_cols, design.lambda_theta = concat(rows), concat(cols), concat(index)
+    design.lambda_rows, design.lambda_cols = np.concatenate(rows).astype(int), np.concatenate(cols).astype(int)

@@ -240,29 +240,30 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
     beta = np.asarray(start.get("beta", beta), float)
     phi = float(start.get("sigma", phi))
     scale = phi if design.family.name == "gaussian" and design.family.link.name == "identity" else 1.0
-    theta = np.asarray(start.get("theta", 0.5 * scale * _theta_unit(design)), float)
+    theta = np.asarray(start.get("theta", _theta_start(design, 0.5 * scale)), float)
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
     parts = ([] if objective.reml else [beta]) + [theta] + ([[np.log(phi)]] if objective.has_phi else [])
     return np.concatenate(parts)
 
 
-def _theta_unit(design: Design) -> np.ndarray:
-    """theta with each random-effect SD at 1 on the scale of the linear predictor: the diagonal entry of
-    column j of a term is :math:`1/\\sqrt{\\overline{x_j^2}}` (1 for an intercept), the rest 0."""
+def _theta_start(design: Design, sd: float) -> np.ndarray:
+    """theta with each random-effect SD at ``sd`` on the scale of the linear predictor and no correlation:
+    column j of a term gets the SD :math:`sd/\\sqrt{\\overline{x_j^2}}` (``sd`` for an intercept), which its
+    covariance structure turns into its entries of theta."""
     unit = []
     for term in design.terms:
         Z = design.Z[:, term.start:term.start + len(term.levels) * term.k]
         mean_square = np.asarray(Z.multiply(Z).sum(axis=0)).ravel().reshape(-1, term.k).sum(axis=0) / design.nobs
         size = 1 / np.sqrt(np.where(mean_square > 0, mean_square, 1.0))
-        unit += [size[r] if r == c else 0.0 for r, c in term.lower_triangle()]
-    return np.array(unit)
+        unit.append(term.structure.start(sd * size))
+    return np.concatenate(unit) if unit else np.zeros(0)
 
 
 def _glm_start(design: Design) -> tuple[np.ndarray, float]:
     """Maximum likelihood of the model without random effects: Newton on beta, then phi given beta."""
     empty = np.zeros(0, int)
-    glm = replace(design, Z=design.Z[:, :0], terms=[], lambda_rows=empty, lambda_cols=empty, lambda_theta=empty)
+    glm = replace(design, Z=design.Z[:, :0], terms=[], lambda_rows=empty, lambda_cols=empty)
     phi = 1.0
     if design.family.has_phi:
         phi = float(np.std(design.y)) if design.family.name == "gaussian" else 1.0

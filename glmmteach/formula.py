@@ -7,7 +7,8 @@ This module works on strings only. It splits a glmmTMB/lme4 formula into
   ``^`` inside ``I()`` becomes ``**``),
 * the ``offset(...)`` expressions,
 * the random-effect terms ``(expr | group)``, with nesting ``(1 | a/b)`` expanded into
-  ``(1 | a) + (1 | a:b)`` as R does.
+  ``(1 | a) + (1 | a:b)`` as R does, and each term's covariance structure: ``(1 + x | g)`` and
+  ``us(1 + x | g)`` unstructured, ``(1 + x || g)`` and ``diag(1 + x | g)`` independent (as glmmTMB reads them).
 
 :mod:`glmmteach.design` turns these pieces into matrices.
 
@@ -15,12 +16,16 @@ Examples
 --------
 >>> f = parse("cbind(germ, n - germ) ~ gen * extract + (1 | plate)")
 >>> f.response, f.fixed, f.random
-('cbind(germ, n - germ)', 'gen * extract', (RandomTerm(expr='1', group='plate'),))
+('cbind(germ, n - germ)', 'gen * extract', (RandomTerm(expr='1', group='plate', structure='us'),))
+>>> parse("y ~ x + (1 + x || g)").random
+(RandomTerm(expr='1 + x', group='g', structure='diag'),)
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from .covstruct import STRUCTURES
 
 #: Functions a formula may call; any other name must be a column of the data.
 FUNCTIONS = frozenset({"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "I", "C", "factor",
@@ -40,11 +45,13 @@ class RandomTerm:
     """One random-effect term ``(expr | group)``.
 
     ``expr`` is the model formula of the terms that vary by group (``"1"``, ``"1 + x"``, ``"x"``,
-    which R also reads as intercept plus slope); ``group`` is a column or an interaction ``a:b``.
+    which R also reads as intercept plus slope); ``group`` is a column or an interaction ``a:b``;
+    ``structure`` the name of its covariance structure in :data:`glmmteach.covstruct.STRUCTURES`.
     """
 
     expr: str
     group: str
+    structure: str = "us"
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,11 @@ def parse(text: str) -> Formula:
     terms = _split_top_level(rhs, text)
     random, offsets, fixed = [], [], []
     for sign, term in terms:
-        if term.startswith("(") and _closing(term, 0) == len(term) - 1 and _top_level_bar(term[1:-1]) is not None:
+        structure, inside = _structure_call(term, text)
+        if inside is not None:
             if sign == "-":
                 raise FormulaError(f"a random-effect term cannot be removed with '-': {term!r} in {text!r}")
-            random.extend(_random_terms(term[1:-1], text))
+            random.extend(_random_terms(inside, text, structure))
         elif "|" in term:
             raise FormulaError(f"a random-effect term such as (1 | g) must be added with '+' on its own, "
                                f"not combined with other terms by '*', ':' or '/': {term!r} in {text!r}")
@@ -147,7 +155,7 @@ def _check_expression(expr: str, text: str, where: str = "right-hand side") -> N
                            f"{text!r}")
     for match in _CALL.finditer(expr):
         name = match.group(1)
-        if name not in FUNCTIONS and not name.startswith("np."):
+        if name not in FUNCTIONS and name not in STRUCTURES and not name.startswith("np."):
             allowed = ", ".join(sorted(FUNCTIONS - {"np", "C"}))
             raise FormulaError(f"unknown function {name}() in the formula {text!r}; the functions allowed "
                                f"are: {allowed}")
@@ -200,13 +208,32 @@ def _top_level_bar(text: str) -> int | None:
     return None
 
 
-def _random_terms(inside: str, text: str) -> list[RandomTerm]:
-    """``1 + x | a/b`` -> ``(1 + x | a)``, ``(1 + x | b:a)``; R names the nested grouping ``b:a``."""
+def _structure_call(term: str, text: str) -> tuple[str | None, str | None]:
+    """``diag(1 + x | g)`` -> ("diag", "1 + x | g"); ``(1 + x | g)`` -> (None, "1 + x | g"), the default
+    structure; a term that is not a random-effect term -> (None, None)."""
+    call = re.match(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(", term)
+    if call and call.group(1) in STRUCTURES and _closing(term, call.end() - 1) == len(term) - 1:
+        inside = term[call.end():-1]
+        if _top_level_bar(inside) is None:
+            raise FormulaError(f"{call.group(1)}() holds a random-effect term, as {call.group(1)}(1 + x | g); "
+                               f"got {term!r} in {text!r}")
+        return call.group(1), inside
+    if term.startswith("(") and _closing(term, 0) == len(term) - 1 and _top_level_bar(term[1:-1]) is not None:
+        return None, term[1:-1]
+    return None, None
+
+
+def _random_terms(inside: str, text: str, structure: str | None = None) -> list[RandomTerm]:
+    """``1 + x | a/b`` -> ``(1 + x | a)``, ``(1 + x | b:a)``; R names the nested grouping ``b:a``.
+    ``1 + x || g`` is ``diag(1 + x | g)``: independent effects, as glmmTMB reads it."""
     bar = _top_level_bar(inside)
     expr, group = inside[:bar].strip(), inside[bar + 1:].strip()
     if inside[bar + 1:].startswith("|"):
-        raise FormulaError(f"'||' (uncorrelated terms) is not supported: write separate terms, e.g. "
-                           f"(1 | g) + (0 + x | g) instead of (1 + x || g), in {text!r}")
+        if structure not in (None, "diag"):
+            raise FormulaError(f"'||' (independent effects) cannot be combined with {structure}(): write "
+                               f"{structure}({expr} | {inside[bar + 2:].strip()}) or ({expr} || ...), in {text!r}")
+        structure, group = "diag", inside[bar + 2:].strip()
+    structure = structure or "us"
     if not expr or not group:
         raise FormulaError(f"a random-effect term needs terms and a group, as (1 | g); got ({inside}) in {text!r}")
     _check_expression(expr, text, where=f"random-effect term ({inside.strip()})")
@@ -214,7 +241,7 @@ def _random_terms(inside: str, text: str) -> list[RandomTerm]:
     if any(not _IDENTIFIER.fullmatch(n.replace(":", "_").replace(" ", "")) for n in names):
         raise FormulaError(f"the grouping '{group}' must be a column, a:b, or a/b in {text!r}")
     names = [":".join(part.strip() for part in n.split(":")) for n in names]
-    return [RandomTerm(expr, ":".join(reversed(names[:i + 1]))) for i in range(len(names))]
+    return [RandomTerm(expr, ":".join(reversed(names[:i + 1])), structure) for i in range(len(names))]
 
 
 def _to_formulaic(fixed: str) -> str:

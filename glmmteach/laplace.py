@@ -187,7 +187,7 @@ def sparse_re_matrix(design: Design, theta: np.ndarray) -> "SparseM":
 def block_re_matrix(design: Design, theta: np.ndarray) -> BlockM:
     """:math:`m_i = T_\\theta^\\top x_i` for one term, with T the term's template."""
     columns, x = _term_columns(design)
-    return BlockM(columns, x @ _template(design.terms[0], theta), len(design.terms[0].levels))
+    return BlockM(columns, x @ design.templates(theta)[0], len(design.terms[0].levels))
 
 
 def _one_term(design: Design) -> bool:
@@ -201,14 +201,6 @@ def _term_columns(design: Design) -> tuple[np.ndarray, np.ndarray]:
     columns, values = design.z_columns
     k = design.terms[0].k
     return columns.reshape(-1, k), values.reshape(-1, k)
-
-
-def _template(term, theta: np.ndarray) -> np.ndarray:
-    """The k x k lower-triangular template T, from theta's entries (lower triangle, column by column)."""
-    T = np.zeros((term.k, term.k))
-    rows, cols = np.array(term.lower_triangle()).T
-    T[rows, cols] = theta
-    return T
 
 
 @dataclass
@@ -414,13 +406,15 @@ class InnerProblem:
     phi: float
     reml: bool
     iterations: list = field(default_factory=list)
+    theta: np.ndarray | None = None
 
     @classmethod
     def build(cls, design: Design, beta, theta, phi, reml: bool) -> "InnerProblem":
         M = re_matrix(design, theta) if design.q else SparseM(design.Z)
+        theta = np.asarray(theta, float)
         if reml:
-            return cls(design, design.X, M, design.offset.copy(), phi, True)
-        return cls(design, design.X[:, :0], M, design.X @ beta + design.offset, phi, False)
+            return cls(design, design.X, M, design.offset.copy(), phi, True, theta=theta)
+        return cls(design, design.X[:, :0], M, design.X @ beta + design.offset, phi, False, theta=theta)
 
     @property
     def p_in(self) -> int:
@@ -590,7 +584,7 @@ def score(result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
     M, X_in, c = problem.M, problem.X_in, result.dlogdet_deta
     d_beta = X_out.T @ g - 0.5 * X_out.T @ (c - D * _mode_change(problem, factor, c))
     d_theta = np.zeros(design.n_theta)
-    for k, Mk in enumerate(_theta_derivatives(design, M)):
+    for k, Mk in enumerate(_theta_derivatives(design, M, problem.theta)):
         Mk_b = Mk @ result.b
         deta = Mk_b + _mode_change(problem, factor, -D * Mk_b, Mk.t_dot(g))
         d_theta[k] = g @ Mk_b - factor.trace(X_in, M, D, Mk) - 0.5 * c @ deta
@@ -634,20 +628,13 @@ def score_beta(result: LaplaceResult) -> np.ndarray:
     return score(result)[0]
 
 
-def _theta_derivatives(design: Design, M):
-    """:math:`M_k = Z\\,\\partial\\Lambda/\\partial\\theta_k`, in M's own form."""
+def _theta_derivatives(design: Design, M, theta: np.ndarray):
+    """:math:`M_k = Z\\,\\partial\\Lambda/\\partial\\theta_k`, in M's own form. For one term the rows are
+    :math:`\\partial (x_i^\\top T)/\\partial\\theta_k = x_i^\\top\\,\\partial T/\\partial\\theta_k`."""
     if isinstance(M, BlockM):
-        return [BlockM(M.columns, _column_derivative(design, r, c), M.n_groups)
-                for r, c in design.terms[0].lower_triangle()]
-    return [SparseM(Zk) for Zk in design.z_dlambda]
-
-
-def _column_derivative(design: Design, r: int, c: int) -> np.ndarray:
-    """Rows of :math:`M_k` for :math:`\\theta_k = T_{rc}`: :math:`\\partial (T^\\top x_i)/\\partial T_{rc} = x_{ir}\\,e_c`."""
-    x = _term_columns(design)[1]
-    m_k = np.zeros(x.shape)
-    m_k[:, c] = x[:, r]
-    return m_k
+        x = _term_columns(design)[1]
+        return [BlockM(M.columns, x @ dT, M.n_groups) for dT in design.terms[0].structure.dtemplate(theta)]
+    return [SparseM(Zk) for Zk in design.Z_dLambda(theta)]
 
 
 def _dD_deta(design: Design, eta: np.ndarray, phi: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from scipy import stats
 
 from .design import Design
 from .laplace import LaplaceResult
-from .rformat import character_matrix, coefficient_lines, correlation_rows, r_format
+from .rformat import character_matrix, coefficient_lines, r_format
 
 
 @dataclass
@@ -96,11 +96,9 @@ class GlmmFit:
     @property
     def ranef_corr(self) -> dict:
         out = {}
-        for term, Sigma in zip(self.design.terms, self.design.covariances(self.theta)):
+        for term, part in zip(self.design.terms, self.design.theta_slices()):
             if term.k > 1:
-                sd = np.sqrt(np.diag(Sigma))
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    corr = Sigma / np.outer(sd, sd)
+                corr = term.structure.correlation(self.theta[part])
                 out[term.group] = pd.DataFrame(corr, index=term.names, columns=term.names)
         return out
 
@@ -291,11 +289,11 @@ class Summary:
         groups, names, variances = [], [], []
         correlations = []                                  # one row of strings per random effect
         width = max(t.k for t in fit.design.terms)
-        for term, Sigma in zip(fit.design.terms, covariances):
+        for term, Sigma, part in zip(fit.design.terms, covariances, fit.design.theta_slices()):
             groups += [term.group] + [""] * (term.k - 1)
             names += list(term.names)
             variances += list(np.diag(Sigma))
-            correlations += correlation_rows(Sigma, width)
+            correlations += term.structure.correlation_text(fit.theta[part], width)
         if fit.family.name == "gaussian":
             groups, names, variances = groups + ["Residual"], names + [""], variances + [fit.sigma ** 2]
             correlations.append([""] * width)

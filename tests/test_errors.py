@@ -162,7 +162,7 @@ def test_object_text_response(seeds):
     ("germ ~ gen +", ["ends with '+'"]),
     ("germ gen", ["exactly one '~'"]),
     ("germ ~ (gen", ["unmatched '('"]),
-    ("germ ~ gen + (1 || plate)", ["'||'"]),
+    ("germ ~ gen + us(1 || plate)", ["'||'", "us()"]),
     ("germ ~ gen | plate", ["parentheses"]),
     ("germ ~ .", ["not supported"]),
     ("germ ~ logg(n)", ["unknown function logg()", "allowed"]),

@@ -147,7 +147,8 @@ def test_variables_have_no_duplicates():
     ("y ~ x + + z", ["two operators in a row"]),
     ("y ~ x * * z", ["two operators in a row"]),
     ("y ~ * x", ["starts with '*'"]),
-    ("y ~ (1 || g)", ["'||'", "not supported", "(1 | g) + (0 + x | g)"]),
+    ("y ~ us(1 + x || g)", ["'||'", "cannot be combined with us()"]),
+    ("y ~ x + diag(x)", ["diag() holds a random-effect term", "diag(1 + x | g)"]),
     ("y ~ x + (1 | )", ["needs terms and a group"]),
     ("y ~ x + ( | g)", ["needs terms and a group"]),
     ("y ~ x + (1 + | g)", ["random-effect term (1 + | g)", "ends with '+'"]),
@@ -198,3 +199,19 @@ def test_formula_must_be_a_string(value):
 ])
 def test_r_name(formulaic, r):
     assert r_name(formulaic) == r
+
+
+# --- covariance structures ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, structure", [
+    ("y ~ x + (1 + x | g)", "us"), ("y ~ x + us(1 + x | g)", "us"),
+    ("y ~ x + (1 + x || g)", "diag"), ("y ~ x + diag(1 + x | g)", "diag"), ("y ~ x + diag(1 + x || g)", "diag"),
+])
+def test_each_random_term_names_its_covariance_structure(text, structure):
+    f = parse(text)
+    assert f.random == (RandomTerm("1 + x", "g", structure),)
+    assert f.fixed == "x"
+
+
+def test_double_bar_with_nesting_gives_independent_effects_in_every_term():
+    assert parse("y ~ (1 + x || a/b)").random == (RandomTerm("1 + x", "a", "diag"), RandomTerm("1 + x", "b:a", "diag"))

@@ -40,6 +40,11 @@ LESSON = {
     "crowder_binomial_glm": ("cbind(germ, n - germ) ~ gen * extract", "crowder_seeds", "binomial", False, 1),
     "fish_gamma_slope_reml": ("wt ~ vaccine * day_f + (1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
     "fish_gamma_slope_ml": ("wt ~ vaccine * day_f + (1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
+    # independent intercept and slope per fish, in both spellings (tests/reference/make_diag_reference.R)
+    "fish_gamma_bars_reml": ("wt ~ vaccine * day_f + (1 + t || fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
+    "fish_gamma_bars_ml": ("wt ~ vaccine * day_f + (1 + t || fish)", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
+    "fish_gamma_diag_reml": ("wt ~ vaccine * day_f + diag(1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), True, 1),
+    "fish_gamma_diag_ml": ("wt ~ vaccine * day_f + diag(1 + t | fish)", "fish_vaccines", gt.families.Gamma(link="log"), False, 1),
 }
 
 
@@ -185,3 +190,40 @@ def test_likelihood_ratio_test_of_the_plate_effect():
     assert alternative.n_parameters - null.n_parameters == ref["Df"]
     assert stats.chi2.sf(lrt, 1) == pytest.approx(ref["p_chisq"], rel=1e-3)
     assert stats.chi2.sf(lrt, 1) / 2 == pytest.approx(ref["p_mixture"], rel=1e-3)
+
+
+@pytest.mark.parametrize("case", ["fish_gamma_bars_ml", "fish_gamma_diag_reml"])
+def test_summary_of_independent_effects_prints_as_glmmtmb(case, fits):
+    """glmmTMB 1.1.5 prints a diag() term as an unstructured one, its correlation 0.00 (the summary's other
+    deliberate differences as in tests/test_results.py: no "Data:" line, plain quotes, REML's "-2*log(L)").
+    The coefficient table prints up to 8 significant digits, beyond the agreement of two optimisers; there the
+    names, layout and stars must agree, and the numbers within the tolerances (estimates 1e-3 of their SE, SEs
+    1%, z values one unit of their printed last digit, p-values 2e-3)."""
+    ref, fit = fitted(case, fits)
+    expected = [line.replace("\u2018", "'").replace("\u2019", "'").replace("deviance", "-2*log(L)" if ref["REML"] else "deviance")
+                for line in ref["summary_lines"] if not line.startswith("Data: ")]
+    ours = str(fit.summary()).splitlines()
+    aic = next(i for i, line in enumerate(ours) if line.lstrip().startswith("AIC"))
+    assert [line.split() for line in ours[aic:aic + 2]] == [line.split() for line in expected[aic:aic + 2]]
+    table = ours.index("Conditional model:", ours.index("Random effects:") + 3) + 2
+    assert ours[:aic] + ours[aic + 2:table] == expected[:aic] + expected[aic + 2:table]
+    assert len(ours) == len(expected)
+    for mine, theirs in zip(ours[table:], expected[table:]):
+        mine, theirs = mine.split(), theirs.split()
+        if mine and mine[0] in ref["fixef"]:
+            assert mine[0] == theirs[0] and mine[5:] == theirs[5:] and len(mine) == len(theirs)
+            (estimate, se, z), (r_estimate, r_se, r_z) = (np.array(row[1:4], float) for row in (mine, theirs))
+            assert abs(estimate - r_estimate) <= 1e-3 * r_se and se == pytest.approx(r_se, rel=0.01)
+            assert z == pytest.approx(r_z, abs=0.01 + 1e-9)
+            if mine[4].startswith("<"):
+                assert mine[4] == theirs[4]
+            else:
+                assert float(mine[4]) == pytest.approx(float(theirs[4]), abs=2e-3)
+        else:
+            assert mine == theirs
+
+
+def test_independent_effects_have_an_identity_correlation(fits):
+    _, fit = fitted("sleepstudy_bars_lmer_reml", fits)
+    np.testing.assert_array_equal(fit.ranef_corr["Subject"].to_numpy(), np.eye(2))
+    assert fit.design.n_theta == 2 and fit.design.theta_names() == ["Subject: sd (Intercept)", "Subject: sd Days"]

@@ -138,6 +138,8 @@ SCORE_MODELS = {
     "binomial_slope": ("cbind(success, trials - success) ~ x + z + (1 + x | g)", "binomial", [0.8, 0.3, 0.4], 1.0),
     "poisson_three_columns": ("count ~ x + z + (1 + x + z | g)", "poisson", [0.7, -0.2, 0.1, 0.35, 0.05, 0.2], 1.0),
     "gaussian_no_random_effects": ("y ~ x + z", "gaussian", [], 0.6),
+    "gamma_diag": ("positive ~ x + z + (1 + x || g)", gt.families.Gamma(link="log"), [0.5, 0.3], 0.5),
+    "poisson_diag_and_crossed": ("count ~ x + diag(1 + x | g) + (1 | z_sign)", "poisson", [0.5, 0.2, 0.3], 1.0),
 }
 
 
