@@ -25,6 +25,7 @@ and the same seed gives the same residuals.
 """
 from __future__ import annotations
 
+import textwrap
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -92,58 +93,76 @@ def _randomisation_rng(seed: int) -> np.random.Generator:
 # ---- the residual object ---------------------------------------------------------------------------
 @dataclass(repr=False, eq=False)
 class ScaledResiduals:
-    """Scaled residuals and what they were computed from (DHARMa's object).
-
-    Attributes
-    ----------
-    scaled : numpy.ndarray (N,)
-        The scaled residuals in [0, 1].
-    observed : numpy.ndarray (N,)
-        The response on the scale of the simulations (binomial: success counts).
-    simulated : numpy.ndarray (N, n)
-        The simulations.
-    fitted : numpy.ndarray (N,)
-        The model's predicted response (binomial: the probability), the x axis of the residual plot:
-        at the population level (without random effects) when the simulations drew new random
-        effects, with the fitted random effects when they kept them (see :func:`simulate_residuals`).
-    expected : numpy.ndarray (N,)
-        ``fitted`` on the scale of ``observed`` (binomial: trials x probability), the centre of the
-        residuals in :func:`test_dispersion`.
-    integer : bool
-        Whether the response is integer-valued (its ties were randomised).
-    seed : int
-        The seed of the simulations and of the randomisation.
-    conditional : bool or None
-        How the simulations treated the random effects (None: supplied by the caller).
-    group : numpy.ndarray or None
-        After :meth:`recalculate`, the group label of each residual.
-    data : pandas.DataFrame or None
-        The model's data, if given, so that :meth:`recalculate` accepts a column name.
-    fit : GlmmFit or None
-        The fitted model the simulations came from (None: supplied by the caller); the parametric
-        bootstrap of the tests (``n_boot``) refits it.
+    """Scaled residuals and what they were computed from: DHARMa's object, as
+    :func:`simulate_residuals` returns it (R: ``simulateResiduals(fit)``). Each attribute names its
+    counterpart in R's DHARMa object.
     """
 
+    #: The scaled residuals, one per observation, in [0, 1].
+    #:
+    #: R: ``res$scaledResiduals``.
     scaled: np.ndarray
+    #: The response on the scale of the simulations (for binomial the success counts), shape (N,).
+    #:
+    #: R: ``res$observedResponse``.
     observed: np.ndarray
+    #: The simulated responses, shape (N, n), one column per simulation.
+    #:
+    #: R: ``res$simulatedResponse``.
     simulated: np.ndarray
+    #: The model's predicted response (for binomial the probability), the x axis of the residual plot, at
+    #: the population level (without random effects) when the simulations drew new random effects, with
+    #: the fitted random effects when they kept them (see :func:`simulate_residuals`).
+    #:
+    #: R: ``res$fittedPredictedResponse``.
     fitted: np.ndarray
+    #: ``fitted`` on the scale of ``observed`` (binomial trials x probability), the centre of the
+    #: residuals in :func:`test_dispersion`.
+    #:
+    #: R: no field of its own; DHARMa computes it inside its tests.
     expected: np.ndarray
+    #: Whether the response is integer-valued (its ties were randomised).
+    #:
+    #: R: ``res$integerResponse``.
     integer: bool
+    #: The seed of the simulations and of the randomisation.
+    #:
+    #: R: ``res$randomState$seed``.
     seed: int
-    conditional: bool | str | None = None    # "none" for a model without random effects
+    #: How the simulations treated the random effects, False (new ones drawn), True (the fitted ones
+    #: kept), ``"none"`` (a model without random effects) or None (simulations supplied by the caller).
+    #:
+    #: R: lme4's ``re.form`` in ``simulate()``, ``NA`` for False and ``NULL`` for True.
+    conditional: bool | str | None = None
+    #: After :meth:`recalculate`, the group label of each residual; None before.
+    #:
+    #: R: the ``group`` argument of ``recalculateResiduals()``.
     group: np.ndarray | None = None
+    #: The model's data, if given, so that :meth:`recalculate` accepts a column name.
+    #:
+    #: R: no counterpart (DHARMa takes the grouping vector itself).
     data: pd.DataFrame | None = field(default=None, repr=False)
+    #: The fitted model the simulations came from (None when supplied by the caller); the parametric
+    #: bootstrap of the tests (``n_boot``) refits it.
+    #:
+    #: R: ``res$fittedModel``.
     fit: object = field(default=None, repr=False)
-    #: after :meth:`recalculate`, the group label of every observation (to group bootstrap residuals alike)
+    #: After :meth:`recalculate`, the group label of every original observation (so that bootstrap
+    #: residuals are grouped alike); None before.
+    #:
+    #: R: no counterpart (DHARMa does not bootstrap grouped residuals).
     observation_groups: np.ndarray | None = field(default=None, repr=False)
-    #: n_boot -> the tests' statistics on the bootstrap data sets (see :func:`bootstrap_statistics`)
+    #: n_boot -> the tests' statistics on the bootstrap data sets (see :func:`bootstrap_statistics`),
+    #: kept so that several tests share one bootstrap.
+    #:
+    #: R: no counterpart.
     null_statistics: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_simulations(cls, observed, simulated, fitted=None, expected=None, integer=None,
                          seed: int | None = 123) -> "ScaledResiduals":
         """Scaled residuals from any observed response and simulations (from R, for instance).
+        R: ``createDHARMa(simulatedResponse, observedResponse, fittedPredictedResponse)``.
 
         ``expected`` defaults to ``fitted``, and ``fitted`` to the mean of each row of ``simulated``;
         ``integer`` defaults to whether every value is a whole number.
@@ -159,6 +178,9 @@ class ScaledResiduals:
 
     @property
     def n_sim(self) -> int:
+        """The number of simulations, n.
+
+        R: ``res$nSim``."""
         return self.simulated.shape[1]
 
     def __len__(self) -> int:
@@ -169,24 +191,32 @@ class ScaledResiduals:
                True: "the fitted random effects kept",
                "none": "a model without random effects",
                None: "simulations supplied by the caller"}[self.conditional]
-        values = " ".join(f"{r:.3g}" for r in self.scaled[:20])
+        values = " ".join(f"{r:.3g}" for r in self.scaled[:20]) + (" ..." if len(self) > 20 else "")
         grouped = f", summed within {len(self)} groups" if self.group is not None else ""
-        return (f"Scaled residuals from {self.n_sim} simulations (refit = False, {how}{grouped}). "
-                "See help(glmmteach.simulate_residuals).\n\n"
-                f"Scaled residual values: {values}" + (" ..." if len(self) > 20 else ""))
+        # Lines of at most 80 characters, as R prints to its console (a few values per line).
+        head = textwrap.fill(f"Scaled residuals from {self.n_sim} simulations (refit = False, {how}{grouped}). "
+                             "See help(glmmteach.simulate_residuals).", 80)
+        prefix = "Scaled residual values: "
+        return head + "\n\n" + textwrap.fill(values, 80, initial_indent=prefix,
+                                              subsequent_indent=" " * len(prefix))
 
     __repr__ = __str__
 
-    #: the function that draws :meth:`plot`. The core imports no plotting: ``import glmmteach`` sets this to
+    #: The function that draws :meth:`plot`. The core imports no plotting; ``import glmmteach`` sets this to
     #: :func:`glmmteach.plotting.plot_scaled_residuals`, which loads matplotlib only when a plot is asked for.
+    #:
+    #: R: no counterpart (DHARMa's ``plot.DHARMa`` method).
     painter: ClassVar = None
 
     def plot(self, form=None, quantiles=QUANTILES, n_boot: int = 0):
-        """DHARMa's two panels; see :func:`glmmteach.plotting.plot_scaled_residuals`."""
+        """DHARMa's two panels; see :func:`glmmteach.plotting.plot_scaled_residuals`.
+
+        R: ``plot(res)``."""
         return type(self).painter(self, form=form, quantiles=quantiles, n_boot=n_boot)
 
     def recalculate(self, group) -> "ScaledResiduals":
-        """Residuals of group totals: sum observations and simulations within groups, recompute.
+        """Residuals of group totals: sum observations and simulations within groups, recompute
+        (R: ``recalculateResiduals(res, group)``).
 
         .. math:: y_g = \\sum_{i \\in g} y_i, \\qquad y^*_{gk} = \\sum_{i \\in g} y^*_{ik},
 
@@ -302,30 +332,39 @@ def simulate_residuals(fit, n: int = 250, seed: int | None = 123, conditional: b
 # ---- test results ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TestResult:
-    """A test's outcome, printed like R's ``htest``.
-
-    Attributes
-    ----------
-    name : str
-        Short name, e.g. ``"Dispersion test"``.
-    method : str
-        What was computed.
-    statistic : float or None
-    statistic_name : str
-    pvalue : float
-    alternative : str
-    details : dict
-        Anything else the test computed (expected values, per-quantile p-values, curves).
+    """A test's outcome, printed like R's ``htest`` (what DHARMa's ``testDispersion(res)`` and the
+    other tests return). Each attribute names its element of the ``htest`` list.
     """
 
     __test__ = False   # not a pytest test class
 
+    #: Short name, e.g. ``"Dispersion test"``, the first words of the printout.
+    #:
+    #: R: no element (``print`` writes the method only).
     name: str
+    #: What was computed.
+    #:
+    #: R: ``$method``.
     method: str
+    #: The test statistic, or None for a test that has none.
+    #:
+    #: R: ``$statistic``.
     statistic: float | None
+    #: The statistic's name in the printout, e.g. ``"D"``.
+    #:
+    #: R: ``names($statistic)``.
     statistic_name: str
+    #: The p-value.
+    #:
+    #: R: ``$p.value``.
     pvalue: float
+    #: The alternative hypothesis, ``"two-sided"``, ``"greater"`` or ``"less"``, or a sentence.
+    #:
+    #: R: ``$alternative``.
     alternative: str
+    #: Anything else the test computed (expected values, per-quantile p-values, curves).
+    #:
+    #: R: the other elements of the list, such as ``$data.name``.
     details: dict = field(default_factory=dict, compare=False)
 
     def __str__(self) -> str:

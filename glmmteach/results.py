@@ -19,24 +19,71 @@ from .rformat import character_matrix, coefficient_lines, r_format
 
 @dataclass
 class GlmmFit:
-    """A fitted GLMM. Build it with :func:`glmmteach.glmm`."""
+    """A fitted GLMM, as :func:`glmmteach.glmm` returns it (R: the ``glmmTMB`` or ``glmerMod`` object).
 
+    The names follow R's extractor functions: ``fit.fixef`` is ``fixef(fit)``, ``fit.summary()`` is
+    ``summary(fit)``, and so on; each entry below names its R counterpart.
+    """
+
+    #: The model's matrices ``y``, ``X``, ``Z``, offset and weights, and the map from theta to Lambda
+    #: (:class:`glmmteach.design.Design`).
+    #:
+    #: R: ``getME(fit, "X")``, ``getME(fit, "Z")`` (lme4).
     design: Design
-    objective: object                     # glmmteach.fit.Objective: -log L(psi), its parameter layout
+    #: The outer objective, -log L(psi), with its parameter layout (``glmmteach.fit.Objective``).
+    #:
+    #: R: ``fit$obj`` (glmmTMB's TMB object).
+    objective: object
+    #: All the parameters of the outer optimisation in one vector (beta unless REML, theta, the
+    #: dispersion on its log scale).
+    #:
+    #: R: ``fit$fit$par`` (glmmTMB).
     psi: np.ndarray
+    #: The Laplace step at the estimates, with the conditional modes b, the log-likelihood and the
+    #: Cholesky factor (:class:`glmmteach.laplace.LaplaceResult`).
+    #:
+    #: R: no extractor (glmmTMB keeps it inside ``fit$obj``).
     optimum: LaplaceResult
+    #: The fixed effects as an array, in the order of ``design.x_names``; ``fixef`` labels them.
+    #:
+    #: R: ``unname(fixef(fit)$cond)``.
     beta: np.ndarray
+    #: The covariance parameters, term by term, the lower triangle of T with Sigma = T T' (on the scale of
+    #: the random effects; lme4's theta is this over sigma in Gaussian models).
+    #:
+    #: R: ``getME(fit, "theta")`` (lme4).
     theta: np.ndarray
+    #: The dispersion parameter phi of the family (the same number as ``sigma``).
+    #:
+    #: R: ``sigma(fit)``.
     phi: float
-    cov_beta: np.ndarray | None          # None: not computed (``refit(..., standard_errors=False)``)
+    #: The covariance matrix of the fixed effects as an array, or None when it was not computed
+    #: (``refit(..., standard_errors=False)``); ``vcov`` labels it.
+    #:
+    #: R: ``unname(vcov(fit)$cond)``.
+    cov_beta: np.ndarray | None
+    #: Whether the optimiser reported convergence.
+    #:
+    #: R: ``fit$fit$convergence == 0`` (glmmTMB).
     converged: bool
+    #: The optimiser's closing message.
+    #:
+    #: R: ``fit$fit$message`` (glmmTMB).
     message: str
-    data: pd.DataFrame | None = None      # the rows of the user's data that the fit used
-    log: list = field(default_factory=list, repr=False)   # (evaluation, psi, -log L) of every evaluation
+    #: The rows of the user's data that the fit used (after dropping missing values), or None.
+    #:
+    #: R: ``model.frame(fit)``.
+    data: pd.DataFrame | None = None
+    #: (evaluation, psi, -log L) for every evaluation of the objective; ``optimizer_log()`` tabulates it.
+    #:
+    #: R: no counterpart (glmmTMB prints the optimiser's trace instead of keeping it).
+    log: list = field(default_factory=list, repr=False)
 
     def singular_terms(self) -> list[str]:
         """Sentences about the random effects estimated at the boundary (an SD near 0, a correlation near
-        +1 or -1); empty for a regular fit."""
+        +1 or -1); empty for a regular fit. :func:`glmmteach.glmm` warns with each of them.
+
+        R: glmmTMB's and lme4's singular-fit warnings, ``lme4::isSingular(fit)``."""
         out = []
         for row in self.varcorr.itertuples():
             if row.sd < 1e-4 * max(1.0, self.sigma if self.family.name == "gaussian" else 1.0):
@@ -52,18 +99,30 @@ class GlmmFit:
     # ---- estimates ----------------------------------------------------------------------------
     @property
     def family(self):
+        """The response distribution and its link (:mod:`glmmteach.families`).
+
+        R: ``family(fit)``."""
         return self.design.family
 
     @property
     def fixef(self) -> pd.Series:
+        """The fixed effects :math:`\\hat\\beta`, labelled by the columns of X.
+
+        R: ``fixef(fit)$cond`` (glmmTMB), ``fixef(fit)`` (lme4)."""
         return pd.Series(self.beta, index=self.design.x_names, name="Estimate")
 
     @property
     def vcov(self) -> pd.DataFrame:
+        """The covariance matrix of :math:`\\hat\\beta`, from the inverse Hessian of -log L at the optimum.
+
+        R: ``vcov(fit)$cond`` (glmmTMB), ``vcov(fit)`` (lme4)."""
         return pd.DataFrame(self._covariance(), index=self.design.x_names, columns=self.design.x_names)
 
     @property
     def se(self) -> pd.Series:
+        """Standard errors of the fixed effects, the square roots of the diagonal of ``vcov``.
+
+        R: ``sqrt(diag(vcov(fit)$cond))``, the "Std. Error" column of ``summary(fit)``."""
         return pd.Series(np.sqrt(np.diag(self._covariance())), index=self.design.x_names, name="Std. Error")
 
     def _covariance(self) -> np.ndarray:
@@ -74,18 +133,29 @@ class GlmmFit:
 
     @property
     def sigma(self) -> float:
-        """As glmmTMB's ``sigma()``: see the family's ``sigma_meaning``."""
+        """The dispersion parameter, that is the residual SD (Gaussian), the coefficient of variation
+        (Gamma), the size k (negative binomial); 1 for binomial and Poisson. See the family's
+        ``sigma_meaning``.
+
+        R: ``sigma(fit)`` (glmmTMB and lme4)."""
         return self.phi
 
     @property
     def u(self) -> np.ndarray:
-        """Conditional modes on the original scale, :math:`\\hat u = \\Lambda_\\theta \\hat b`."""
+        """Conditional modes on the original scale, :math:`\\hat u = \\Lambda_\\theta \\hat b`, one array
+        for all terms (``ranef`` splits it by group).
+
+        R: ``getME(fit, "b")`` (lme4)."""
         if self.design.q == 0:
             return np.zeros(0)
         return self.design.Lambda(self.theta) @ self.optimum.b
 
     @property
     def varcorr(self) -> pd.DataFrame:
+        """The random-effect variances and standard deviations, one row per group and term, with the
+        columns ``group``, ``term``, ``variance``, ``sd`` (the correlations are in ``ranef_corr``).
+
+        R: ``VarCorr(fit)`` (glmmTMB and lme4), ``as.data.frame(VarCorr(fit))`` (lme4)."""
         rows = []
         for term, Sigma in zip(self.design.terms, self.design.covariances(self.theta)):
             for j, name in enumerate(term.names):
@@ -95,6 +165,10 @@ class GlmmFit:
 
     @property
     def ranef_corr(self) -> dict:
+        """Group -> the correlation matrix of its random effects (a DataFrame), for the terms with more
+        than one effect per group, such as ``(1 + t | fish)``.
+
+        R: ``attr(VarCorr(fit)$cond$fish, "correlation")`` (glmmTMB)."""
         out = {}
         for term, part in zip(self.design.terms, self.design.theta_slices()):
             if term.k > 1:
@@ -104,6 +178,10 @@ class GlmmFit:
 
     @property
     def ranef(self) -> dict:
+        """Group -> the conditional modes :math:`\\hat u` of its random effects, a DataFrame with one row
+        per level and one column per term.
+
+        R: ``ranef(fit)$cond`` (glmmTMB), ``ranef(fit)`` (lme4)."""
         out, u = {}, self.u
         for term in self.design.terms:
             block = u[term.start:term.start + term.k * len(term.levels)].reshape(len(term.levels), term.k)
@@ -113,34 +191,56 @@ class GlmmFit:
     # ---- likelihood-based summaries -----------------------------------------------------------
     @property
     def loglik(self) -> float:
+        """The maximised log-likelihood (Laplace or AGQ approximation; the REML criterion when
+        ``reml=True``).
+
+        R: ``logLik(fit)``."""
         return float(self.optimum.loglik)
 
     @property
     def n_parameters(self) -> int:
-        """Parameters counted by AIC: fixed effects, theta, and the dispersion (also under REML)."""
+        """The number of parameters AIC counts (fixed effects, theta, and the dispersion, also under REML).
+
+        R: ``attr(logLik(fit), "df")``."""
         return len(self.beta) + self.design.n_theta + int(self.family.has_phi)
 
     @property
     def nobs(self) -> int:
+        """The number of observations used (rows with missing values dropped).
+
+        R: ``nobs(fit)``."""
         return self.design.nobs
 
     @property
     def df_resid(self) -> int:
-        """As glmmTMB: observations minus the parameters of the outer optimisation."""
+        """Observations minus the parameters of the outer optimisation, as glmmTMB counts them.
+
+        R: ``df.residual(fit)``."""
         return self.nobs - len(self.psi)
 
     @property
     def aic(self) -> float:
+        """Akaike's criterion, :math:`-2 \\log L + 2k` with k = ``n_parameters``.
+
+        R: ``AIC(fit)``."""
         return -2 * self.loglik + 2 * self.n_parameters
 
     @property
     def bic(self) -> float:
+        """The Bayesian criterion, :math:`-2 \\log L + k \\log N` with N = ``nobs``.
+
+        R: ``BIC(fit)``."""
         return -2 * self.loglik + np.log(self.nobs) * self.n_parameters
 
     # ---- predictions, residuals, simulation ----------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None) -> np.ndarray:
-        """eta (``type="link"``) or mu (``type="response"``). ``re_form=None`` includes the random
-        effects, ``re_form="~0"`` gives the population level; new levels get the population level."""
+        """Predictions: :math:`\\eta = X\\beta + Zu` (``type="link"``) or :math:`\\mu = g^{-1}(\\eta)`
+        (``type="response"``).
+
+        ``re_form=None`` includes the random effects, ``re_form="~0"`` gives the population level
+        (u = 0); in ``newdata`` a level not seen in fitting gets the population level.
+
+        R: ``predict(fit, newdata, type = "link", re.form = NULL)`` (glmmTMB and lme4)."""
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response'; got {type!r}")
         population = _population_level(re_form)
@@ -161,14 +261,19 @@ class GlmmFit:
 
     @property
     def observed(self) -> np.ndarray:
-        """The response on the scale of mu: proportions y/n for binomial, y otherwise."""
+        """The response on the scale of mu (proportions y/n for binomial, y otherwise).
+
+        R: ``model.response(model.frame(fit))`` (binomial: its first column over the row sums)."""
         return self.design.y / self.design.n if self.family.name == "binomial" else self.design.y
 
     def fitted(self) -> np.ndarray:
+        """The fitted means :math:`\\hat\\mu`, with the random effects: ``predict(type="response")``.
+
+        R: ``fitted(fit)``."""
         return self.predict(type="response")
 
     def residuals(self, type: str = "response") -> np.ndarray:
-        """Residuals, as R's ``residuals()`` for glm and glmmTMB.
+        """Residuals of three kinds, as R computes them for glm and glmmTMB.
 
         * ``response``: :math:`y - \\hat\\mu` (binomial: the proportion y/n);
         * ``pearson``: :math:`(y - \\hat\\mu)\\sqrt{w}/\\sqrt{V(\\hat\\mu)}` with the variance function V
@@ -176,6 +281,8 @@ class GlmmFit:
           w is the number of trials (binomial) or the prior weight;
         * ``deviance``: :math:`\\mathrm{sign}(y - \\hat\\mu)\\sqrt{w\\,d(y, \\hat\\mu)}` with R's unit deviance d
           (``family$dev.resids``).
+
+        R: ``residuals(fit, type = "response")`` (or ``"pearson"``, ``"deviance"``).
         """
         mu, y, n, phi, w = self.fitted(), self.design.y, self.design.n, self.phi, self.design.weights
         if type == "response":
@@ -191,7 +298,12 @@ class GlmmFit:
     def simulate(self, nsim: int = 1, seed=None, conditional: bool = False) -> pd.DataFrame:
         """Draw ``nsim`` new responses. ``conditional=False`` draws new random effects
         :math:`u^* = \\Lambda_\\theta b^*, b^* \\sim N(0, I)` (glmmTMB's default);
-        ``conditional=True`` keeps the fitted :math:`\\hat u`. Binomial gives success counts."""
+        ``conditional=True`` keeps the fitted :math:`\\hat u`. Binomial gives success counts.
+        ``seed`` seeds ``numpy.random.default_rng``; the global random state is left alone.
+
+        Returns a DataFrame with one column per simulation, ``sim_1``, ``sim_2``, ...
+
+        R: ``simulate(fit, nsim, seed)`` (glmmTMB; lme4's ``use.u = TRUE`` for ``conditional=True``)."""
         rng = np.random.default_rng(seed)
         design = self.design
         eta = (design.X @ self.beta + design.offset)[:, None] * np.ones((1, nsim))
@@ -209,11 +321,17 @@ class GlmmFit:
         """The same model fitted to a new response ``y`` (lme4's ``refit``), started from these
         estimates; see :func:`glmmteach.fit.refit`. ``y``: one value per observation (binomial:
         success counts), e.g. ``fit.refit(fit.simulate(1, seed=1)["sim_1"])``. A bootstrap that needs
-        no standard errors can skip them: ``standard_errors=False``."""
+        no standard errors can skip them: ``standard_errors=False``.
+
+        R: ``refit(fit, y)`` (lme4)."""
         return self.objective.refit(self, y, standard_errors)
 
     def optimizer_log(self) -> pd.DataFrame:
-        """Every evaluation of the outer objective: the parameters psi and -log L, in order."""
+        """Every evaluation of the outer objective: the parameters psi and -log L, in order (a DataFrame
+        indexed by evaluation).
+
+        R: glmmTMB's ``glmmTMBControl(optCtrl = list(trace = 1))`` prints a similar trace of the
+        optimiser's iterations."""
         names = self.objective.names()
         rows = [{"evaluation": k, **dict(zip(names, psi)), "-logLik": value}
                 for k, psi, value in self.log]
@@ -221,7 +339,9 @@ class GlmmFit:
 
     def pirls_log(self) -> pd.DataFrame:
         """The inner Newton (penalised IRLS) iterations at the estimates, started from b = 0:
-        iteration, the penalised log-likelihood f(v), the step-halving factor t, the largest change."""
+        iteration, the penalised log-likelihood f(v), the step-halving factor t, the largest change.
+
+        R: lme4's ``glmerControl(...)`` with ``verbose = 2`` prints its PIRLS steps."""
         from .laplace import InnerProblem, conditional_modes
 
         beta, theta, phi = self.objective.unpack(self.psi)
@@ -234,6 +354,10 @@ class GlmmFit:
                             ).set_index("iteration")
 
     def summary(self) -> "Summary":
+        """The fit printed as glmmTMB prints ``summary(fit)``: the likelihood block, the variance
+        components, the dispersion and the coefficient table (``.coefficients``).
+
+        R: ``summary(fit)``."""
         return Summary(self)
 
     def __repr__(self) -> str:
@@ -249,7 +373,10 @@ def _population_level(re_form) -> bool:
 
 
 class Summary:
-    """Printed like glmmTMB's ``summary()``."""
+    """The summary of a fit, printed like glmmTMB's ``summary()``; ``print(fit.summary())``.
+
+    ``.coefficients`` is the coefficient table as a DataFrame (estimate, SE, z, p), R's
+    ``coef(summary(fit))$cond``; ``.fit`` is the fit."""
 
     def __init__(self, fit: GlmmFit):
         self.fit = fit

@@ -3,7 +3,8 @@
 Checked on the front page, the chapters (lessons 01-09), the API reference and the homework, at a desktop
 width of 1400 px: the math is typeset by MathJax and every figure loads. At 1400 px and at a phone width of
 400 px the page has one search box and no empty bar across its top; at 400 px the menu button opens the
-chapter list, and a click beside the list closes it.
+chapter list, and a click beside the list closes it. The API reference has an entry for every public attribute
+and method of the fitted model, of the residuals and of a test's result.
 
 Headless Chromium (Debian's ``chromium`` package) opens the built book from a local HTTP server on
 127.0.0.1. One small checking page, served beside the book, loads each page in an iframe (same
@@ -309,3 +310,34 @@ def test_one_search_box_and_no_empty_top_bar(rendered, menus, width):
     assert not doubled, f"pages at {width} px without exactly one visible search box or button: {doubled}"
     bars = {page: c["top_bar"] for page, c in seen.items() if c["top_bar"]}
     assert not bars, f"pages at {width} px with a top bar (height in px): {bars}"
+
+
+# The attributes and methods that the lessons use, from the issue that asked for the reference;
+# every other public name of these classes is checked too (from the classes themselves).
+NAMED = {
+    "GlmmFit": ["fixef", "se", "vcov", "varcorr", "ranef", "ranef_corr", "sigma", "loglik", "aic", "bic",
+                "nobs", "predict", "residuals", "simulate", "summary"],
+    "ScaledResiduals": ["scaled", "observed", "simulated", "fitted", "plot", "recalculate"],
+    "TestResult": ["statistic", "pvalue", "method", "alternative"],
+}
+
+
+def _public_names(cls) -> set[str]:
+    import dataclasses
+    names = {n for n in dir(cls) if not n.startswith("_")}
+    if dataclasses.is_dataclass(cls):
+        names |= {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+    return names
+
+
+@pytest.mark.parametrize("cls", sorted(NAMED))
+def test_the_api_reference_has_every_public_attribute(rendered, cls):
+    import glmmteach.diagnostics
+    import glmmteach.results
+    klass = getattr(glmmteach.results, cls, None) or getattr(glmmteach.diagnostics, cls)
+    public = _public_names(klass)
+    assert set(NAMED[cls]) <= public, f"{cls} lacks {set(NAMED[cls]) - public}"
+    entries = {i.rsplit(".", 1)[1] for r in rendered.values() if r["page"].lstrip("/").startswith("lessons/api")
+               for i in r["ids"] if i.rsplit(".", 2)[-2:-1] == [cls]}
+    missing = sorted(public - entries)
+    assert not missing, f"the API reference has no entry for {cls}.{', '.join(missing)}"

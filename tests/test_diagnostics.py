@@ -157,9 +157,12 @@ def test_crowder_printout_has_dharmas_shape(crowder):
     res = simulate_residuals(crowder, n=250, seed=123)
     text = str(res)
     head, values = text.split("\n\n")
-    assert head.startswith("Scaled residuals from 250 simulations (refit = False, new random effects drawn")
+    assert " ".join(head.split()).startswith(
+        "Scaled residuals from 250 simulations (refit = False, new random effects drawn")
+    assert max(len(line) for line in text.splitlines()) <= 80          # a few values per line, as R prints
+    assert len(values.splitlines()) > 1
     assert values.startswith("Scaled residual values: ") and values.endswith(" ...")
-    printed = values.removeprefix("Scaled residual values: ").removesuffix(" ...").split(" ")
+    printed = values.removeprefix("Scaled residual values: ").removesuffix(" ...").split()
     assert len(printed) == 20 == len(res) - 1
     assert printed == [f"{r:.3g}" for r in res.scaled[:20]]
     assert all(len(re.sub(r"^0\.0*|\.", "", p)) <= 3 for p in printed)      # 3 significant digits
