@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 from formulaic import model_matrix
 
-from . import covstruct, families
+from . import blocked, covstruct, families
 from .formula import Formula, FormulaError, RandomTerm, _to_formulaic, parse, r_name
 
 _SAFE_FUNCTIONS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
@@ -101,6 +101,28 @@ class Design:
         exactly k entries, so these reshape to n x k: the columns g_i k + j and the values x_i."""
         Z = self.Z.tocsr()
         return Z.indices.copy(), Z.data.copy()
+
+    @cached_property
+    def term_entries(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """For each term, the columns of Z that row i uses in it, :math:`s + g_i k + j` (n x k), and their
+        values :math:`x_i` (n x k); None if some row does not store exactly k entries in each term."""
+        entries = []
+        for term in self.terms:
+            block = self.Z[:, term.start:term.start + len(term.levels) * term.k].tocsr()
+            if block.nnz != self.nobs * term.k:
+                return None
+            block.sort_indices()
+            entries.append(((block.indices + term.start).reshape(-1, term.k), block.data.reshape(-1, term.k)))
+        return entries
+
+    @cached_property
+    def terms_layout(self) -> "blocked.Layout | None":
+        """For several terms, where their entries sit in Z and A (:class:`glmmteach.blocked.Layout`); None for
+        one term, or when some row does not store exactly k entries in each term."""
+        if len(self.terms) < 2 or self.term_entries is None:
+            return None
+        return blocked.Layout.of([columns for columns, _ in self.term_entries], [t.start for t in self.terms],
+                                 [len(t.levels) * t.k for t in self.terms], self.q)
 
     def theta_slices(self) -> list[slice]:
         """Where each term's entries sit in theta."""

@@ -39,6 +39,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.sparse.linalg import splu
 from scipy.special import logsumexp, roots_hermite
 
+from .blocked import SchurA, TermsM
 from .design import Design
 
 
@@ -173,10 +174,19 @@ class SparseM:
 
 
 def re_matrix(design: Design, theta: np.ndarray):
-    """M for the design at theta: block by group for one term, else a sparse matrix."""
+    """M for the design at theta: block by group for one term, by term for several (while the blocked
+    factorisation of A stays small), else a sparse matrix."""
     if _one_term(design):
         return block_re_matrix(design, theta)
+    if design.terms_layout is not None and design.terms_layout.fits():
+        return terms_re_matrix(design, theta)
     return sparse_re_matrix(design, theta)
+
+
+def terms_re_matrix(design: Design, theta: np.ndarray) -> TermsM:
+    """:math:`m_{it} = T_t^\\top x_{it}` for each term t, with :math:`T_t` its template."""
+    m = [x @ T for (_, x), T in zip(design.term_entries, design.templates(theta))]
+    return TermsM(design.terms_layout, np.column_stack(m), slice(0, design.terms_layout.columns.shape[1]))
 
 
 def sparse_re_matrix(design: Design, theta: np.ndarray) -> "SparseM":
@@ -319,6 +329,11 @@ def factor_A(M, D: np.ndarray):
     """Factorise :math:`A = M^\\top D M + I` in the cheapest form its structure allows."""
     if isinstance(M, BlockM):
         return BlockA(M.weighted_crossprod(D) + np.eye(M.k))
+    if isinstance(M, TermsM):
+        try:
+            return SchurA.of(M, D, BlockA)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("the Schur complement of M'DM + I is not positive definite") from None
     A = M.weighted_crossprod(D) + sp.identity(M.q)
     return DenseA(A.toarray()) if M.q <= DENSE_LIMIT else SparseA(A)
 
@@ -407,6 +422,7 @@ class InnerProblem:
     reml: bool
     iterations: list = field(default_factory=list)
     theta: np.ndarray | None = None
+    _factor: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, design: Design, beta, theta, phi, reml: bool) -> "InnerProblem":
@@ -428,11 +444,17 @@ class InnerProblem:
         b = v[self.p_in:]
         return float(np.sum(response.loglik) - 0.5 * b @ b)
 
+    def hessian(self, D: np.ndarray) -> HessianFactor:
+        """The factorisation of :math:`H_v` at the curvatures D, kept while D stays the same (a Gaussian
+        response with the identity link has the same D at every v)."""
+        if self._factor is None or not np.array_equal(self._factor[0], D):
+            self._factor = (D, HessianFactor.of(self.X_in, self.M, D))
+        return self._factor[1]
+
     def newton_step(self, v: np.ndarray, response: Eta) -> np.ndarray:
         """Newton direction H^{-1} grad f. Where -d2ell/deta2 < 0 (possible far from the mode with a
         non-canonical link) a small positive curvature is used, so the step still climbs."""
-        D = np.maximum(response.D, 1e-10)
-        factor = HessianFactor.of(self.X_in, self.M, D)
+        factor = self.hessian(np.maximum(response.D, 1e-10))
         g_beta = self.X_in.T @ response.gradient
         g_b = self.M.t_dot(response.gradient) - v[self.p_in:]
         d_beta, d_b = factor.solve(g_beta, g_b)
@@ -523,7 +545,7 @@ def laplace_loglik(design: Design, beta, theta, phi, reml: bool, v0=None) -> Lap
         response = Eta.at(design, problem.eta(v0), phi)
         return LaplaceResult(float(np.sum(response.loglik)), v0, response, None, problem)
     v, response = conditional_modes(problem, v0)
-    factor = HessianFactor.of(problem.X_in, problem.M, response.D)
+    factor = problem.hessian(response.D)
     loglik = problem.objective(v, response) - 0.5 * factor.logdet + 0.5 * problem.p_in * np.log(2 * np.pi)
     return LaplaceResult(loglik, v, response, factor, problem)
 
@@ -634,6 +656,10 @@ def _theta_derivatives(design: Design, M, theta: np.ndarray):
     if isinstance(M, BlockM):
         x = _term_columns(design)[1]
         return [BlockM(M.columns, x @ dT, M.n_groups) for dT in design.terms[0].structure.dtemplate(theta)]
+    if isinstance(M, TermsM):
+        return [TermsM(M.layout, x @ dT, M.layout.slots(t))
+                for t, (term, (_, x), part) in enumerate(zip(design.terms, design.term_entries, design.theta_slices()))
+                for dT in term.structure.dtemplate(theta[part])]
     return [SparseM(Zk) for Zk in design.Z_dLambda(theta)]
 
 
