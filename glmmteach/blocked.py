@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.lapack import dpotri
 
-#: The blocked factorisation is used while its dense parts stay small: S is q2 x q2, and the selected
-#: inverse uses :math:`S^{-1}R`, q2 x q1.
+#: The blocked factorisation is used while its dense part S (q2 x q2) stays small, and while the pairs of
+#: non-zeros of :math:`A_{21}` that share a column (the work of the selected inverse) are not too many.
 SCHUR_LIMIT = 5000
-CROSS_LIMIT = 60_000_000
+PAIR_LIMIT = 30_000_000
 
 
 @dataclass
@@ -40,20 +41,29 @@ class Layout:
     Row i uses the columns ``columns[i]`` (n x r, r = sum of the terms' k): its *slots*, term by term
     (term t in the slots ``slots(t)``). Term ``first`` (the one with the most columns) is block 1, its
     columns ``block1``; the others, block 2, are ``rest``, and ``position[c]`` is column c's place there.
-    ``cross`` places each row's contributions to the non-zeros of :math:`A_{21}` and ``rest_index`` its
-    contributions to the dense :math:`A_{22}`.
+
+    :math:`A_{21}` (q2 x q1) has the non-zeros ``indices``/``indptr`` (CSR), ``nonzero_row`` their rows;
+    ``where[j]`` is the non-zero that slot pair ``cross_pairs[j]`` of each row adds to (pairs x n), and
+    ``same_column`` the pairs of non-zeros in one column (with the place of their rows' entry in the lower
+    triangle of a q2 x q2 matrix). ``rest_index`` places each row's contributions
+    to the dense :math:`A_{22}`.
     """
 
     columns: np.ndarray
     widths: list[int]
     sizes: list[int]
-    q: int
     first: int
     block1: slice
     rest: np.ndarray
     position: np.ndarray
-    cross: tuple
-    rest_index: np.ndarray
+    cross_pairs: list = field(default_factory=list)
+    rest_pairs: list = field(default_factory=list)
+    indices: np.ndarray = None
+    indptr: np.ndarray = None
+    nonzero_row: np.ndarray = None
+    where: np.ndarray = None
+    same_column: tuple = ()
+    rest_index: np.ndarray = None
 
     @classmethod
     def of(cls, entries: list[np.ndarray], starts: list[int], sizes: list[int], q: int) -> "Layout":
@@ -64,43 +74,55 @@ class Layout:
                                if t != first])
         position = np.full(q, -1)
         position[rest] = np.arange(len(rest))
-        widths = [c.shape[1] for c in entries]
-        layout = cls(np.column_stack(entries), widths, sizes, q, first, block1, rest, position, (), np.zeros(0))
-        layout.cross, layout.rest_index = layout._cross_pattern(), layout._rest_pattern()
+        layout = cls(np.column_stack(entries), [c.shape[1] for c in entries], sizes, first, block1, rest, position)
+        in1 = np.zeros(layout.columns.shape[1], bool)
+        in1[layout.slots(first)] = True
+        layout.cross_pairs = [(p, r) for p in np.flatnonzero(~in1) for r in np.flatnonzero(in1)]
+        layout.rest_pairs = [(p, r) for p in np.flatnonzero(~in1) for r in np.flatnonzero(~in1)]
+        layout._cross_pattern()
+        q2 = len(rest)
+        layout.rest_index = np.concatenate([position[layout.columns[:, p]] * q2 + position[layout.columns[:, r]]
+                                            for p, r in layout.rest_pairs])
         return layout
+
+    @property
+    def q(self) -> int:
+        return len(self.position)
+
+    @property
+    def k1(self) -> int:
+        return self.widths[self.first]
 
     def slots(self, t: int) -> slice:
         start = sum(self.widths[:t])
         return slice(start, start + self.widths[t])
 
     def fits(self) -> bool:
-        """Whether the dense parts (S, q2 x q2; S^{-1}R, q2 x q1) stay small."""
-        q1, q2 = self.block1.stop - self.block1.start, len(self.rest)
-        return q2 <= SCHUR_LIMIT and q1 * q2 <= CROSS_LIMIT
+        """Whether the dense S and the selected inverse's work stay small."""
+        return len(self.rest) <= SCHUR_LIMIT and len(self.same_column[0]) <= PAIR_LIMIT
 
-    def pairs(self, pattern: str) -> list[tuple[int, int]]:
-        """Slot pairs (p, r) of each row that fall in :math:`A_{21}` (p in block 2, r in term 1) or in
-        :math:`A_{22}` (both in block 2), in the order the contributions are stored."""
-        in1 = np.zeros(self.columns.shape[1], bool)
-        in1[self.slots(self.first)] = True
-        if pattern == "cross":
-            return [(p, r) for p in np.flatnonzero(~in1) for r in np.flatnonzero(in1)]
-        return [(p, r) for p in np.flatnonzero(~in1) for r in np.flatnonzero(~in1)]
-
-    def _cross_pattern(self) -> tuple:
-        """The non-zeros of :math:`A_{21}` (CSR indices and indptr) and, for each contribution, its
-        non-zero (an index into the CSR data)."""
+    def _cross_pattern(self) -> None:
+        """The non-zeros of :math:`A_{21}`, where each row's contributions go, and the pairs of non-zeros
+        that share a column (for :math:`S^{-1}R` at the non-zeros of R, which has the pattern of
+        :math:`A_{21}`: a row of term 1's group fills all its k1 columns)."""
         q1, q2 = self.block1.stop - self.block1.start, len(self.rest)
-        linear = np.concatenate([self.position[self.columns[:, p]] * q1 + self.columns[:, r] - self.block1.start
-                                 for p, r in self.pairs("cross")])
+        linear = np.stack([self.position[self.columns[:, p]] * q1 + self.columns[:, r] - self.block1.start
+                           for p, r in self.cross_pairs])
         nonzero, where = np.unique(linear, return_inverse=True)
-        indptr = np.searchsorted(nonzero // q1, np.arange(q2 + 1))
-        return nonzero % q1, indptr, where, (q2, q1)
-
-    def _rest_pattern(self) -> np.ndarray:
-        q2 = len(self.rest)
-        return np.concatenate([self.position[self.columns[:, p]] * q2 + self.position[self.columns[:, r]]
-                               for p, r in self.pairs("rest")])
+        self.indices, self.nonzero_row = nonzero % q1, nonzero // q1
+        self.indptr = np.searchsorted(self.nonzero_row, np.arange(q2 + 1))
+        self.where = where.reshape(linear.shape)
+        by_column = np.argsort(self.indices, kind="stable")      # the non-zeros, column after column
+        counts = np.bincount(self.indices, minlength=q1)
+        size = counts[self.indices[by_column]]                   # how many share each one's column
+        column_start = np.repeat(np.cumsum(counts) - counts, counts)
+        owner = np.repeat(np.arange(len(nonzero)), size)
+        within = np.arange(len(owner)) - np.repeat(np.cumsum(size) - size, size)
+        partner = by_column[np.repeat(column_start, size) + within]
+        owner = by_column[owner]
+        lower = np.maximum(self.nonzero_row[owner], self.nonzero_row[partner]) * q2 + np.minimum(
+            self.nonzero_row[owner], self.nonzero_row[partner])
+        self.same_column = (owner, partner, lower)
 
 
 @dataclass
@@ -145,7 +167,7 @@ class SchurA:
 
     ``A11`` factorises term 1's block-diagonal :math:`A_{11}`; it is built by the caller
     (``laplace.BlockA``, which gives ``inverse``, the (G, k, k) blocks of :math:`A_{11}^{-1}`, ``logdet``
-    and ``solve``).
+    and ``solve``). :math:`A_{21}` and :math:`R = A_{21}A_{11}^{-1}` share the layout's non-zeros.
     """
 
     layout: Layout
@@ -160,19 +182,21 @@ class SchurA:
     def of(cls, M: TermsM, D: np.ndarray, block_factor) -> "SchurA":
         """Factorise A from M and the curvatures D; ``block_factor`` builds the factor of :math:`A_{11}` from
         its (G, k, k) blocks. Raises ``np.linalg.LinAlgError`` when S is not positive definite."""
-        layout = M.layout
+        layout, k1 = M.layout, M.layout.k1
         one = layout.slots(layout.first)
-        m1, c1 = M.m[:, one], layout.columns[:, one] - layout.block1.start
-        k1 = m1.shape[1]
-        A11 = block_factor(_diagonal_blocks(c1[:, 0] // k1, m1, D, layout.sizes[layout.first] // k1) + np.eye(k1))
-        indices, indptr, where, shape = layout.cross
-        values = np.concatenate([D * M.m[:, p] * M.m[:, r] for p, r in layout.pairs("cross")])
-        A21 = sp.csr_matrix((np.bincount(where, values, minlength=len(indices)), indices, indptr), shape=shape)
-        R = (A21 @ _block_diagonal(A11.inverse)).tocsr()
+        group = (layout.columns[:, one.start] - layout.block1.start) // k1
+        A11 = block_factor(_diagonal_blocks(group, M.m[:, one], D, layout.sizes[layout.first] // k1)
+                           + np.eye(k1))
+        contributions = np.stack([D * M.m[:, p] * M.m[:, r] for p, r in layout.cross_pairs])
+        A21_data = np.bincount(layout.where.ravel(), contributions.ravel(), minlength=len(layout.indices))
+        shape = (len(layout.rest), layout.sizes[layout.first])
+        A21 = sp.csr_matrix((A21_data, layout.indices, layout.indptr), shape=shape)
+        R = sp.csr_matrix((_times_inverse_blocks(A21_data, layout, A11.inverse), layout.indices, layout.indptr),
+                          shape=shape)
         q2 = len(layout.rest)
-        values = np.concatenate([D * M.m[:, p] * M.m[:, r] for p, r in layout.pairs("rest")])
+        values = np.concatenate([D * M.m[:, p] * M.m[:, r] for p, r in layout.rest_pairs])
         A22 = np.bincount(layout.rest_index, values, minlength=q2 * q2).reshape(q2, q2) + np.eye(q2)
-        S_chol = cho_factor(A22 - (R @ A21.T).toarray(), lower=True)
+        S_chol = cho_factor(A22 - (R @ A21.T).toarray(), lower=True, check_finite=False)
         logdet = A11.logdet + 2.0 * float(np.sum(np.log(np.diag(S_chol[0]))))
         return cls(layout, A11, A21, R, S_chol, logdet)
 
@@ -183,7 +207,7 @@ class SchurA:
             return rhs
         block1, rest = self.layout.block1, self.layout.rest
         y1 = self.A11.solve(rhs[block1])
-        x2 = cho_solve(self.S_chol, rhs[rest] - self.A21 @ y1)
+        x2 = cho_solve(self.S_chol, rhs[rest] - self.A21 @ y1, check_finite=False)
         x = np.empty(rhs.shape)
         x[block1], x[rest] = y1 - self.R.T @ x2, x2
         return x
@@ -207,32 +231,64 @@ class SchurA:
 
     def _pairs(self) -> np.ndarray:
         """:math:`E_{ipr} = [A^{-1}]_{c_{ip} c_{ir}}` for the columns :math:`c_{ip}` that row i uses (n x r x r),
-        from the blocks of :math:`A^{-1}`: :math:`S^{-1}`, :math:`-S^{-1}R` and the diagonal blocks of
+        from the blocks of :math:`A^{-1}`: :math:`S^{-1}`; :math:`-S^{-1}R` at the non-zeros of R, where
+        row i's entries of block 2 and term 1 meet; and the diagonal blocks of
         :math:`A_{11}^{-1} + R^\\top S^{-1} R` (a selected inverse)."""
         if self._pairs_cache is None:
             layout = self.layout
-            S_inv = cho_solve(self.S_chol, np.eye(len(layout.rest)))
-            SR = np.asarray(self.R.T @ S_inv).T                      # S^{-1} R, q2 x q1
-            k1 = self.A11.inverse.shape[1]
-            inverse11 = self.A11.inverse + _diagonal_of_product(self.R, SR, k1)
-            columns, position = layout.columns, layout.position
-            local = columns - layout.block1.start
-            in1 = np.zeros(columns.shape[1], bool)
-            in1[layout.slots(layout.first)] = True
-            E = np.empty(columns.shape + columns.shape[1:])
-            for p in range(columns.shape[1]):
-                for r in range(p + 1):
-                    if in1[p] and in1[r]:
-                        E_pr = inverse11[local[:, p] // k1, local[:, p] % k1, local[:, r] % k1]
-                    elif in1[p]:
-                        E_pr = -SR[position[columns[:, r]], local[:, p]]
-                    elif in1[r]:
-                        E_pr = -SR[position[columns[:, p]], local[:, r]]
-                    else:
-                        E_pr = S_inv[position[columns[:, p]], position[columns[:, r]]]
-                    E[:, p, r] = E[:, r, p] = E_pr
-            self._pairs_cache = E
+            S_inv = _inverse(self.S_chol[0])
+            owner, partner, lower = layout.same_column
+            R = self.R.data
+            SR = np.bincount(owner, np.take(S_inv, lower) * R[partner], minlength=len(R))
+            inverse11 = self.A11.inverse + _block_diagonal_of_product(R, SR, layout)
+            self._pairs_cache = self._entries(S_inv, SR, inverse11)
         return self._pairs_cache
+
+    def _entries(self, S_inv: np.ndarray, SR: np.ndarray, inverse11: np.ndarray) -> np.ndarray:
+        """Place the three kinds of entries of :math:`A^{-1}` in each row's slot pairs."""
+        layout = self.layout
+        columns, position, k1 = layout.columns, layout.position, layout.k1
+        E = np.empty(columns.shape + columns.shape[1:])
+        one = layout.slots(layout.first)
+        group = (columns[:, one.start] - layout.block1.start) // k1
+        for j in range(k1):
+            for l in range(k1):
+                E[:, one.start + j, one.start + l] = inverse11[group, j, l]
+        for (p, r), where in zip(layout.cross_pairs, layout.where):
+            E[:, p, r] = E[:, r, p] = -SR[where]
+        for p, r in layout.rest_pairs:
+            a, b = position[columns[:, p]], position[columns[:, r]]
+            E[:, p, r] = S_inv[np.maximum(a, b), np.minimum(a, b)]
+        return E
+
+
+def _inverse(L: np.ndarray) -> np.ndarray:
+    """:math:`S^{-1}` from the lower Cholesky factor of S (LAPACK's potri); only its lower triangle
+    (entry [max(a, b), min(a, b)]) is to be read."""
+    inverse, info = dpotri(L, lower=1)
+    if info:
+        raise np.linalg.LinAlgError("S is singular")
+    return inverse
+
+
+def _times_inverse_blocks(data: np.ndarray, layout: Layout, inverse: np.ndarray) -> np.ndarray:
+    """The non-zeros of :math:`R = A_{21}A_{11}^{-1}`: in each row, the k1 non-zeros of one group g
+    (adjacent, in column order) times :math:`A_g^{-1}`."""
+    k1 = layout.k1
+    group = layout.indices[::k1] // k1
+    if k1 == 1:
+        return data * inverse[group, 0, 0]
+    return np.einsum("nj,njl->nl", data.reshape(-1, k1), inverse[group]).ravel()
+
+
+def _block_diagonal_of_product(R: np.ndarray, SR: np.ndarray, layout: Layout) -> np.ndarray:
+    """The (G, k, k) diagonal blocks of :math:`R^\\top (S^{-1}R)`: block g, entry (j, l), sums
+    :math:`R_{a, gk+j}(S^{-1}R)_{a, gk+l}` over the rows a where the group's columns are non-zero."""
+    k1, G = layout.k1, layout.sizes[layout.first] // layout.k1
+    group = layout.indices[::k1] // k1
+    products = np.einsum("nj,nl->njl", R.reshape(-1, k1), SR.reshape(-1, k1))
+    return np.stack([np.bincount(group, products[:, j, l], minlength=G) for j in range(k1) for l in range(k1)],
+                    axis=1).reshape(G, k1, k1)
 
 
 def _diagonal_blocks(group: np.ndarray, m: np.ndarray, D: np.ndarray, n_groups: int) -> np.ndarray:
@@ -245,18 +301,3 @@ def _diagonal_blocks(group: np.ndarray, m: np.ndarray, D: np.ndarray, n_groups: 
     return blocks
 
 
-def _block_diagonal(blocks: np.ndarray) -> sp.bsr_matrix:
-    """The (G, k, k) blocks as a sparse block-diagonal matrix."""
-    G, k = blocks.shape[:2]
-    return sp.bsr_matrix((blocks, np.arange(G), np.arange(G + 1)), shape=(G * k, G * k))
-
-
-def _diagonal_of_product(R: sp.csr_matrix, SR: np.ndarray, k: int) -> np.ndarray:
-    """The (G, k, k) diagonal blocks of :math:`R^\\top (S^{-1}R)`: entry (c, c') sums
-    :math:`R_{ac}(S^{-1}R)_{ac'}` over the rows a where R is non-zero."""
-    R = R.tocoo()
-    out = np.zeros(R.shape[1] * k)
-    for l in range(k):
-        partner = (R.col // k) * k + l
-        out += np.bincount(R.col * k + l, R.data * SR[R.row, partner], minlength=len(out))
-    return out.reshape(-1, k, k)

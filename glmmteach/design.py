@@ -643,8 +643,9 @@ def _grouping(group: str, data: pd.DataFrame):
 def _levels(column: pd.Series) -> list[str]:
     """Levels as R's factor(): a categorical keeps its order, anything else is sorted (numbers as numbers)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        present = set(column.astype(str))
-        return [str(c) for c in column.cat.categories if str(c) in present]
+        codes = column.cat.codes.to_numpy()
+        used = np.unique(codes[codes >= 0])
+        return [str(c) for c in column.cat.categories[used]]
     return [str(v) for v in sorted(column.dropna().unique())]
 
 

@@ -13,14 +13,15 @@ optimisation log.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
-from . import families, numdiff
+from . import families, glm, numdiff
 from .design import Design, build, caller_stacklevel
 from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score, score_log_phi
 from .results import GlmmFit
@@ -150,8 +151,18 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
     -------
     GlmmFit
     """
-    with threadpool_limits(limits=1, user_api="blas"):   # small dense algebra: threads only cost time
+    with _one_blas_thread():   # small dense algebra: threads only cost time
         return _glmm(formula, data, family, reml, nagq, weights, start, verbose)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded in this process, found once (finding them takes a few milliseconds)."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
@@ -159,6 +170,8 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
     design = build(formula, data, family, weights)
     _check_nagq(design, nagq, reml)
     objective = Objective(design, reml, nagq)
+    if design.q == 0 and not reml:
+        return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
         psi0 = _start(objective, start or {}, beta_glm, phi_glm)
@@ -202,7 +215,7 @@ def refit(fit, y, standard_errors: bool = True):
     design.family.check_response(y, design.n if design.family.name == "binomial" else None,
                                  name=design.response_name)
     objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
-    with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore",
+    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore",
                                                                    divide="ignore"):
         optimum = _optimise(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
         return finish(objective, optimum, fit.data, covariance=standard_errors)
@@ -261,19 +274,38 @@ def _theta_start(design: Design, sd: float) -> np.ndarray:
 
 
 def _glm_start(design: Design) -> tuple[np.ndarray, float]:
-    """Maximum likelihood of the model without random effects: Newton on beta, then phi given beta."""
-    empty = np.zeros(0, int)
-    glm = replace(design, Z=design.Z[:, :0], terms=[], lambda_rows=empty, lambda_cols=empty)
-    phi = 1.0
+    """Maximum likelihood of the model without random effects: IRLS on beta, then phi given beta."""
+    phi = _phi_start(design)
+    beta = glm.irls(design, _beta_start(design, phi), phi, log=[])
     if design.family.has_phi:
-        phi = float(np.std(design.y)) if design.family.name == "gaussian" else 1.0
-    beta = laplace_loglik(glm, None, np.zeros(0), phi, reml=True, v0=_beta_start(design, phi)).v
-    if design.family.has_phi:
-        best = minimize_scalar(lambda log_phi: -laplace_loglik(glm, beta, np.zeros(0), np.exp(log_phi),
-                                                               reml=False).loglik,
-                               bracket=(np.log(phi) - 1, np.log(phi) + 1))
-        phi = float(np.exp(best.x))
+        phi = glm.best_phi(design, beta, phi)
     return beta, phi
+
+
+def _phi_start(design: Design) -> float:
+    return float(np.std(design.y)) if design.family.name == "gaussian" and design.family.has_phi else 1.0
+
+
+def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
+    """A model without random effects, by IRLS (:func:`glmmteach.glm.fit`); its iterations make the
+    optimisation log, and its observed information is kept for the standard errors."""
+    design = objective.design
+    phi = float(start.get("sigma", _phi_start(design)))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        beta = np.asarray(start["beta"], float) if "beta" in start else _beta_start(design, phi)
+        if len(beta) != design.X.shape[1]:
+            raise ValueError(f"start needs {design.X.shape[1]} beta values")
+        steps = []
+        beta, phi, information = glm.fit(design, beta, phi, steps)
+    as_psi = (lambda b, f: np.append(b, np.log(f))) if design.family.has_phi else (lambda b, f: b.copy())
+    for beta_k, phi_k, value in steps:
+        objective.log.append((len(objective.log) + 1, as_psi(beta_k, phi_k), -value))
+        if verbose:
+            print(f"IRLS iteration {len(objective.log):3d}   -logLik = {-value:.6f}")
+    psi = as_psi(beta, phi)
+    gradient = glm.score(design, beta, phi)
+    converged = bool(np.all(np.isfinite(gradient)) and np.max(np.abs(gradient), initial=0) < 1e-3)
+    return Optimum(psi, converged, "IRLS", (psi.copy(), np.ones(len(psi), bool), information))
 
 
 def _beta_start(design: Design, phi: float) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""Models without random effects: a GLM by iteratively reweighted least squares (IRLS).
+
+With :math:`\\eta = X\\beta + o`, :math:`g_i = w_i\\,\\partial\\ell_i/\\partial\\eta_i` and
+:math:`D_i = -w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2` (as in :class:`glmmteach.laplace.Eta`), each
+iteration is a weighted least-squares fit of the *working response* :math:`z = \\eta - o + g/D` on X
+with weights D:
+
+.. math:: \\beta \\leftarrow (X^\\top D X)^{-1} X^\\top D z = \\beta + (X^\\top D X)^{-1} X^\\top g ,
+
+which is Newton's method on :math:`\\ell(\\beta)` (for a canonical link, D does not depend on y and
+this is Fisher scoring, R's ``glm``). A step that lowers the log-likelihood is halved. For families
+with a dispersion parameter, :math:`s = \\log\\phi` is then maximised for the current beta, and the
+two steps alternate. A few Newton steps on :math:`(\\beta, s)` together finish the fit, and their
+Hessian, the observed information
+
+.. math:: \\mathcal I = \\begin{pmatrix} X^\\top D X & -X^\\top \\partial g/\\partial s \\\\
+          \\cdot & -\\partial^2\\ell/\\partial s^2 \\end{pmatrix},
+
+gives the standard errors, as glmmTMB reports them (the inverse Hessian of :math:`-\\log L` in all
+its parameters).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from .design import Design
+from .laplace import Eta
+
+#: Steps in s = log(phi) for central differences: of ell for the score (error ~ DELTA_SCORE^2 from
+#: truncation), and of g and ell for the information (second differences: rounding ~ eps / DELTA^2).
+DELTA_SCORE, DELTA = 1e-5, 1e-3
+
+
+def loglik(design: Design, beta: np.ndarray, phi: float) -> float:
+    """:math:`\\ell(\\beta, \\phi) = \\sum_i w_i \\log p(y_i \\mid \\mu_i, \\phi)`."""
+    return float(np.sum(_response(design, beta, phi).loglik))
+
+
+def irls(design: Design, beta: np.ndarray, phi: float, log: list, tol: float = 1e-10, max_iter: int = 100):
+    """Maximise :math:`\\ell(\\beta)` at fixed :math:`\\phi` by IRLS with step-halving; each iteration's
+    (beta, phi, log-likelihood) is appended to ``log``."""
+    response = _response(design, beta, phi)
+    value = float(np.sum(response.loglik))
+    for _ in range(max_iter):
+        D = np.maximum(response.D, 1e-10)
+        step = np.linalg.solve(design.X.T @ (D[:, None] * design.X), design.X.T @ response.gradient)
+        t = 1.0
+        while True:
+            candidate = _response(design, beta + t * step, phi)
+            new = float(np.sum(candidate.loglik))
+            if np.isfinite(new) and new >= value - 1e-12 * abs(value):
+                break
+            t /= 2
+            if t < 1e-10:
+                return beta
+        beta, response, change, value = beta + t * step, candidate, new - value, new
+        log.append((beta.copy(), phi, value))
+        if abs(change) < tol * (1 + abs(value)) and np.max(np.abs(t * step)) < 1e-8:
+            break
+    return beta
+
+
+def best_phi(design: Design, beta: np.ndarray, phi: float) -> float:
+    """:math:`\\hat\\phi(\\beta)`: the maximum of :math:`\\ell` in :math:`s = \\log\\phi` (Brent's method)."""
+    best = minimize_scalar(lambda s: -loglik(design, beta, np.exp(s)), bracket=(np.log(phi) - 1, np.log(phi) + 1))
+    return float(np.exp(best.x))
+
+
+def information(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
+    """The observed information of :math:`(\\beta, s)`: minus the Hessian of :math:`\\ell`, with the
+    derivatives in s by central differences (see the module's text)."""
+    response = _response(design, beta, phi)
+    X = design.X
+    H = X.T @ (response.D[:, None] * X)
+    if not design.family.has_phi:
+        return H
+    up, down = (_response(design, beta, phi * np.exp(sign * DELTA)) for sign in (1, -1))
+    dg_ds = (up.gradient - down.gradient) / (2 * DELTA)
+    d2l_ds2 = float(np.sum(up.loglik - 2 * response.loglik + down.loglik)) / DELTA ** 2
+    cross = -X.T @ dg_ds
+    return np.block([[H, cross[:, None]], [cross[None, :], np.array([[-d2l_ds2]])]])
+
+
+def score(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
+    """:math:`\\partial\\ell/\\partial(\\beta, s)`: :math:`X^\\top g`, and for s a central difference."""
+    response = _response(design, beta, phi)
+    g_beta = design.X.T @ response.gradient
+    if not design.family.has_phi:
+        return g_beta
+    up, down = (loglik(design, beta, phi * np.exp(sign * DELTA_SCORE)) for sign in (1, -1))
+    return np.append(g_beta, (up - down) / (2 * DELTA_SCORE))
+
+
+def fit(design: Design, beta: np.ndarray, phi: float, log: list, rounds: int = 20):
+    """The maximum likelihood of the GLM from (beta, phi): IRLS for beta and Brent for phi, alternated
+    until the log-likelihood stops rising, then Newton steps on (beta, s) together.
+    Returns (beta, phi, observed information at the optimum)."""
+    for round_ in range(rounds):
+        before = loglik(design, beta, phi)
+        beta = irls(design, beta, phi, log)
+        if not design.family.has_phi or (round_ and loglik(design, beta, phi) < before + 1e-10 * (1 + abs(before))):
+            break          # for the last phi, beta did not move: both are the optimum's
+        phi = best_phi(design, beta, phi)
+        log.append((beta.copy(), phi, loglik(design, beta, phi)))
+    return _newton(design, beta, phi, log)
+
+
+def _newton(design: Design, beta: np.ndarray, phi: float, log: list, steps: int = 5):
+    """Newton steps on :math:`(\\beta, s)` with the observed information, each kept if it raises
+    :math:`\\ell`; returns (beta, phi, information)."""
+    p = len(beta)
+    psi = np.append(beta, np.log(phi)) if design.family.has_phi else beta.copy()
+    unpack = (lambda v: (v[:p], float(np.exp(v[p])))) if design.family.has_phi else (lambda v: (v, phi))
+    value = loglik(design, *unpack(psi))
+    for _ in range(steps):
+        I = information(design, *unpack(psi))
+        try:
+            step = np.linalg.solve(I, score(design, *unpack(psi)))
+        except np.linalg.LinAlgError:
+            break
+        new = loglik(design, *unpack(psi + step))
+        if not new > value:
+            break
+        psi, value = psi + step, new
+        log.append((*unpack(psi.copy()), value))
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    beta, phi = unpack(psi)
+    return beta, phi, information(design, beta, phi)
+
+
+def _response(design: Design, beta: np.ndarray, phi: float) -> Eta:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return Eta.at(design, design.X @ beta + design.offset, phi)
