@@ -25,6 +25,7 @@ and the same seed gives the same residuals.
 """
 from __future__ import annotations
 
+import functools
 import textwrap
 import warnings
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .fit import ConvergenceWarning, NotPositiveDefinite
+from .parallel import map_seeds
 from .rformat import r_format_pval
 
 QUANTILES = (0.25, 0.5, 0.75)
@@ -208,11 +210,11 @@ class ScaledResiduals:
     #: R: no counterpart (DHARMa's ``plot.DHARMa`` method).
     painter: ClassVar = None
 
-    def plot(self, form=None, quantiles=QUANTILES, n_boot: int = 0):
+    def plot(self, form=None, quantiles=QUANTILES, n_boot: int = 0, n_jobs: int = 1):
         """DHARMa's two panels; see :func:`glmmteach.plotting.plot_scaled_residuals`.
 
         R: ``plot(res)``."""
-        return type(self).painter(self, form=form, quantiles=quantiles, n_boot=n_boot)
+        return type(self).painter(self, form=form, quantiles=quantiles, n_boot=n_boot, n_jobs=n_jobs)
 
     def recalculate(self, group) -> "ScaledResiduals":
         """Residuals of group totals: sum observations and simulations within groups, recompute
@@ -393,7 +395,7 @@ def _simulation_pvalue(simulated: np.ndarray, observed: float, alternative: str)
 
 
 # ---- calibration by parametric bootstrap -------------------------------------------------------------
-def bootstrap_statistics(res: ScaledResiduals, n_boot: int) -> pd.DataFrame:
+def bootstrap_statistics(res: ScaledResiduals, n_boot: int, n_jobs: int = 1) -> pd.DataFrame:
     """The tests' statistics under the fitted model, estimation included: a parametric bootstrap.
 
     For :math:`b = 1, \\dots, B` (``n_boot``):
@@ -413,7 +415,9 @@ def bootstrap_statistics(res: ScaledResiduals, n_boot: int) -> pd.DataFrame:
     follow the distribution that :math:`T` has when the model is right.
 
     Each test with ``n_boot`` uses the result; it is computed once per ``n_boot`` and kept in
-    ``res.null_statistics``. The random numbers come from ``res.seed``, on streams of their own.
+    ``res.null_statistics``. The random numbers come from ``res.seed``, on streams of their own, one
+    pair per refit, so ``n_jobs`` (processes for the refits, -1 for every core; see
+    :func:`glmmteach.parallel.map_seeds`) does not change the result.
 
     Returns
     -------
@@ -424,10 +428,8 @@ def bootstrap_statistics(res: ScaledResiduals, n_boot: int) -> pd.DataFrame:
     n_boot = _check_n_boot(res, n_boot)
     if n_boot not in res.null_statistics:
         seeds = np.random.SeedSequence([res.seed, 2]).generate_state(2 * n_boot).reshape(n_boot, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)   # singular refits belong to the null distribution
-            rows = [_bootstrap_replicate(res, int(data_seed), int(residual_seed))
-                    for data_seed, residual_seed in seeds]
+        rows = map_seeds(functools.partial(_bootstrap_replicate, res), [tuple(map(int, s)) for s in seeds],
+                         n_jobs)
         failed = sum(row is None for row in rows)
         if failed:
             warnings.warn(f"{failed} of {n_boot} refits in the parametric bootstrap did not converge and "
@@ -446,11 +448,15 @@ def _check_n_boot(res: ScaledResiduals, n_boot) -> int:
     return int(n_boot)
 
 
-def _bootstrap_replicate(res: ScaledResiduals, data_seed: int, residual_seed: int) -> dict | None:
-    """Steps 1-4 of :func:`bootstrap_statistics` for one data set; None if the refit fails."""
+def _bootstrap_replicate(res: ScaledResiduals, seeds: tuple[int, int]) -> dict | None:
+    """Steps 1-4 of :func:`bootstrap_statistics` for one data set (seeds for the data and for the
+    residuals); None if the refit fails."""
+    data_seed, residual_seed = seeds
     y_star = res.fit.simulate(1, seed=data_seed).to_numpy(float)[:, 0]
     try:
-        refitted = res.fit.refit(y_star, standard_errors=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)   # singular refits belong to the null distribution
+            refitted = res.fit.refit(y_star, standard_errors=False)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError, NotPositiveDefinite):
         return None
     if not refitted.converged:
@@ -476,16 +482,16 @@ def _bootstrap_pvalue(null: np.ndarray, observed: float, alternative: str) -> fl
 
 
 def _pvalue(res: ScaledResiduals, name: str, statistic: float, pvalue: float, alternative: str,
-            n_boot: int) -> tuple[float, str]:
+            n_boot: int, n_jobs: int) -> tuple[float, str]:
     """The test's own p-value (n_boot = 0), or the parametric-bootstrap one and a phrase saying so."""
     if not n_boot:
         return pvalue, ""
-    null = bootstrap_statistics(res, n_boot)[name].to_numpy(float)
+    null = bootstrap_statistics(res, n_boot, n_jobs)[name].to_numpy(float)
     return (_bootstrap_pvalue(null, statistic, alternative),
             f"; p-value from a parametric bootstrap with {np.isfinite(null).sum()} refits")
 
 
-def test_uniformity(res: ScaledResiduals, n_boot: int = 0) -> TestResult:
+def test_uniformity(res: ScaledResiduals, n_boot: int = 0, n_jobs: int = 1) -> TestResult:
     """Kolmogorov-Smirnov test of the scaled residuals against Uniform(0, 1).
 
     :math:`D = \\sup_t |\\hat F_N(t) - t|`, with :math:`\\hat F_N` the empirical distribution of the
@@ -502,12 +508,12 @@ def test_uniformity(res: ScaledResiduals, n_boot: int = 0) -> TestResult:
     its nominal level, at the cost of B refits.
     """
     ks = stats.kstest(res.scaled, "uniform")
-    pvalue, how = _pvalue(res, "uniformity", float(ks.statistic), float(ks.pvalue), "greater", n_boot)
+    pvalue, how = _pvalue(res, "uniformity", float(ks.statistic), float(ks.pvalue), "greater", n_boot, n_jobs)
     return TestResult("Uniformity test", "one-sample Kolmogorov-Smirnov test against Uniform(0, 1)" + how,
                       float(ks.statistic), "D", pvalue, "the residuals are not uniform (two-sided)")
 
 
-def test_dispersion(res: ScaledResiduals, alternative: str = "two-sided", n_boot: int = 0) -> TestResult:
+def test_dispersion(res: ScaledResiduals, alternative: str = "two-sided", n_boot: int = 0, n_jobs: int = 1) -> TestResult:
     """Simulation-based dispersion test (DHARMa's ``testDispersion(type = "DHARMa")``).
 
     The spread of the residuals around the model's prediction :math:`\\hat y_i` (``res.expected``),
@@ -535,13 +541,13 @@ def test_dispersion(res: ScaledResiduals, alternative: str = "two-sided", n_boot
     observed, simulated = spread(res.observed), spread(res.simulated)
     ratio = float(observed / simulated.mean())
     pvalue, how = _pvalue(res, "dispersion", ratio, _simulation_pvalue(simulated, observed, alternative),
-                          alternative, n_boot)
+                          alternative, n_boot, n_jobs)
     return TestResult("Dispersion test", "simulation-based, variance of the residuals observed vs simulated"
                       + how, ratio, "dispersion", pvalue, alternative,
                       {"observed_spread": float(observed), "simulated_spread": simulated})
 
 
-def test_outliers(res: ScaledResiduals, alternative: str = "two-sided", n_boot: int = 0) -> TestResult:
+def test_outliers(res: ScaledResiduals, alternative: str = "two-sided", n_boot: int = 0, n_jobs: int = 1) -> TestResult:
     """Binomial test of the number of outliers: residuals outside all simulations (exactly 0 or 1).
 
     If the observation and its ``n`` simulations come from one continuous distribution, it is
@@ -554,7 +560,7 @@ def test_outliers(res: ScaledResiduals, alternative: str = "two-sided", n_boot: 
     n_low, n_high = int(np.sum(res.scaled == 0)), int(np.sum(res.scaled == 1))
     expected = 2 / (res.n_sim + 1)
     test = stats.binomtest(n_low + n_high, len(res), expected, alternative=alternative)
-    pvalue, how = _pvalue(res, "outliers", float(n_low + n_high), float(test.pvalue), alternative, n_boot)
+    pvalue, how = _pvalue(res, "outliers", float(n_low + n_high), float(test.pvalue), alternative, n_boot, n_jobs)
     return TestResult("Outlier test", f"binomial test of residuals outside all {res.n_sim} simulations" + how,
                       float(n_low + n_high), "outliers", pvalue,
                       f"the frequency of outliers differs from the expected {expected:.4g} ({alternative})",
@@ -562,7 +568,7 @@ def test_outliers(res: ScaledResiduals, alternative: str = "two-sided", n_boot: 
                        "expected_frequency": expected})
 
 
-def test_zero_inflation(res: ScaledResiduals, alternative: str = "two-sided", n_boot: int = 0) -> TestResult:
+def test_zero_inflation(res: ScaledResiduals, alternative: str = "two-sided", n_boot: int = 0, n_jobs: int = 1) -> TestResult:
     """Observed zeros against simulated zeros (DHARMa's ``testZeroInflation``).
 
     Statistic: :math:`Z(y) / \\overline{Z(y^*)}` with :math:`Z(y) = \\sum_i [y_i = 0]` (above 1: more
@@ -574,7 +580,7 @@ def test_zero_inflation(res: ScaledResiduals, alternative: str = "two-sided", n_
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(observed / simulated.mean())
     pvalue, how = _pvalue(res, "zero_inflation", ratio, _simulation_pvalue(simulated, observed, alternative),
-                          alternative, n_boot)
+                          alternative, n_boot, n_jobs)
     return TestResult("Zero-inflation test", "simulation-based, number of zeros observed vs simulated" + how,
                       ratio, "ratioObsSim", pvalue, alternative,
                       {"observed_zeros": int(observed), "simulated_zeros": simulated})

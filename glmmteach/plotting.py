@@ -35,7 +35,8 @@ def _colour(pvalue: float) -> str:
     return SIGNIFICANT if np.isfinite(pvalue) and pvalue < ALPHA else "black"
 
 
-def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES, n_boot: int = 0):
+def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES, n_boot: int = 0,
+                          n_jobs: int = 1):
     """DHARMa's residual plot: QQ-uniform panel (left), residuals against a predictor (right).
 
     Parameters
@@ -48,6 +49,8 @@ def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES, 
     n_boot : int
         If above 0, the left panel's p-values come from a parametric bootstrap with this many refits
         (see :func:`glmmteach.diagnostics.bootstrap_statistics`).
+    n_jobs : int
+        Processes for those refits (-1: every core); the p-values do not depend on it.
 
     Returns
     -------
@@ -55,14 +58,14 @@ def plot_scaled_residuals(res: ScaledResiduals, form=None, quantiles=QUANTILES, 
         Two axes: ``fig.axes[0]`` the QQ plot, ``fig.axes[1]`` the residual plot.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
-    plot_qq_uniform(res, ax=left, n_boot=n_boot)
+    plot_qq_uniform(res, ax=left, n_boot=n_boot, n_jobs=n_jobs)
     plot_residuals(res, form, ax=right, quantiles=quantiles)
     fig.suptitle("Simulation-based (DHARMa) residual diagnostics")
     fig.tight_layout()
     return fig
 
 
-def plot_qq_uniform(res: ScaledResiduals, ax=None, n_boot: int = 0):
+def plot_qq_uniform(res: ScaledResiduals, ax=None, n_boot: int = 0, n_jobs: int = 1):
     """QQ plot of the scaled residuals against Uniform(0, 1), with three tests written in the panel.
 
     Sorted residuals :math:`r_{(i)}` against the uniform quantiles :math:`(i - 1/2)/N`; a correct
@@ -76,9 +79,9 @@ def plot_qq_uniform(res: ScaledResiduals, ax=None, n_boot: int = 0):
     ax.scatter(expected, np.sort(res.scaled), s=14, marker="^", facecolors="none", edgecolors="black",
                linewidths=0.8)
     ax.plot([0, 1], [0, 1], color=SIGNIFICANT, linewidth=1, gid="diagonal")
-    tests = [("KS test", test_uniformity(res, n_boot=n_boot)),
-             ("Dispersion test", test_dispersion(res, n_boot=n_boot)),
-             ("Outlier test", test_outliers(res, n_boot=n_boot))]
+    tests = [("KS test", test_uniformity(res, n_boot=n_boot, n_jobs=n_jobs)),
+             ("Dispersion test", test_dispersion(res, n_boot=n_boot, n_jobs=n_jobs)),
+             ("Outlier test", test_outliers(res, n_boot=n_boot, n_jobs=n_jobs))]
     for k, (label, test) in enumerate(tests):
         verdict = "significant" if test.pvalue < ALPHA else "n.s."
         ax.text(0.03, 0.97 - 0.13 * k, f"{label}: p = {test.pvalue:.3g}\nDeviation {verdict}",

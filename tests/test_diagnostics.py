@@ -287,7 +287,7 @@ def test_bootstrap_replicate_is_simulate_refit_and_residuals_as_the_original(cro
     of y* with the original's number of simulations, grouped as the original, then each statistic."""
     from glmmteach.diagnostics import _bootstrap_replicate
     res = simulate_residuals(crowder, n=60, seed=4).recalculate(seeds["extract"])
-    row = _bootstrap_replicate(res, data_seed=31, residual_seed=32)
+    row = _bootstrap_replicate(res, (31, 32))
     y_star = crowder.simulate(1, seed=31)["sim_1"].to_numpy()
     refitted = crowder.refit(y_star, standard_errors=False)
     by_hand = simulate_residuals(refitted, n=60, seed=32).recalculate(seeds["extract"].to_numpy())
@@ -334,6 +334,21 @@ def test_bootstrap_leaves_out_failed_refits_and_says_how_many(crowder, monkeypat
     with pytest.warns(RuntimeWarning, match="3 of 9 refits in the parametric bootstrap did not converge"):
         result = test_uniformity(res, n_boot=9)
     assert "with 6 refits" in result.method
+
+
+def test_bootstrap_on_two_processes_gives_the_same_statistics(crowder):
+    """Each refit has its own seeds, so the null statistics do not depend on n_jobs."""
+    one = bootstrap_statistics(simulate_residuals(crowder, n=40, seed=12), 6, n_jobs=1)
+    two = bootstrap_statistics(simulate_residuals(crowder, n=40, seed=12), 6, n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)
+    res = simulate_residuals(crowder, n=40, seed=12)
+    assert test_dispersion(res, n_boot=6, n_jobs=2).pvalue == test_dispersion(res, n_boot=6).pvalue
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True, "2"])
+def test_bad_n_jobs_is_a_clear_error(crowder, n_jobs):
+    with pytest.raises(ValueError, match="n_jobs must be a whole number of processes >= 1, or -1"):
+        bootstrap_statistics(simulate_residuals(crowder, n=20, seed=1), 3, n_jobs=n_jobs)
 
 
 @pytest.mark.parametrize("n_boot", [-1, 2.5, True, "99"])

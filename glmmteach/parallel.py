@@ -1,0 +1,37 @@
+"""Refit loops on several processes (joblib).
+
+A parametric bootstrap repeats one step for b = 1, ..., B: simulate a data set from its own seed,
+refit, compute a statistic. The B steps are independent, so they can run on ``n_jobs`` worker
+processes; each keeps its own seed, so the results are the same for any ``n_jobs``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from joblib import Parallel, cpu_count, delayed
+
+
+def check_n_jobs(n_jobs) -> int:
+    """``n_jobs`` as joblib reads it: a whole number >= 1, or -1 for every core."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ValueError(f"n_jobs must be a whole number of processes >= 1, or -1 for all {cpu_count()} cores; "
+                         f"got {n_jobs!r}")
+    return cpu_count() if n_jobs == -1 else int(n_jobs)
+
+
+def map_seeds(step, seeds: list, n_jobs: int = 1) -> list:
+    """``[step(seed) for seed in seeds]``, on ``n_jobs`` processes.
+
+    The seeds are split into ``n_jobs`` contiguous chunks, one task each (``step`` and what it refers
+    to are sent to a process once, not once per seed); the results come back in the seeds' order.
+    ``step`` must be picklable: a module-level function, or ``functools.partial`` of one.
+    """
+    n_jobs = min(check_n_jobs(n_jobs), max(len(seeds), 1))
+    if n_jobs == 1:
+        return [step(seed) for seed in seeds]
+    chunks = [list(chunk) for chunk in np.array_split(np.asarray(seeds, dtype=object), n_jobs)]
+    parts = Parallel(n_jobs=n_jobs)(delayed(_run)(step, chunk) for chunk in chunks)
+    return [result for part in parts for result in part]
+
+
+def _run(step, seeds: list) -> list:
+    return [step(seed) for seed in seeds]
