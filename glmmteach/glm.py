@@ -24,13 +24,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from . import numdiff
 from .design import Design
 from .laplace import Eta
-
-#: Steps in s = log(phi) for central differences: of ell for the score (error ~ DELTA_SCORE^2 from
-#: truncation), and of g and ell for the information (second differences: rounding ~ eps / DELTA^2).
-DELTA_SCORE, DELTA = 1e-5, 1e-3
-
 
 def loglik(design: Design, beta: np.ndarray, phi: float) -> float:
     """:math:`\\ell(\\beta, \\phi) = \\sum_i w_i \\log p(y_i \\mid \\mu_i, \\phi)`."""
@@ -68,28 +64,23 @@ def best_phi(design: Design, beta: np.ndarray, phi: float) -> float:
 
 
 def information(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
-    """The observed information of :math:`(\\beta, s)`: minus the Hessian of :math:`\\ell`, with the
-    derivatives in s by central differences (see the module's text)."""
+    """The observed information of :math:`(\\beta, s)`: minus the Hessian of :math:`\\ell`; the column for s
+    is the derivative of :func:`score` in s, by central differences (:mod:`glmmteach.numdiff`)."""
     response = _response(design, beta, phi)
-    X = design.X
-    H = X.T @ (response.D[:, None] * X)
+    H = design.X.T @ (response.D[:, None] * design.X)
     if not design.family.has_phi:
         return H
-    up, down = (_response(design, beta, phi * np.exp(sign * DELTA)) for sign in (1, -1))
-    dg_ds = (up.gradient - down.gradient) / (2 * DELTA)
-    d2l_ds2 = float(np.sum(up.loglik - 2 * response.loglik + down.loglik)) / DELTA ** 2
-    cross = -X.T @ dg_ds
-    return np.block([[H, cross[:, None]], [cross[None, :], np.array([[-d2l_ds2]])]])
+    column = -numdiff.partials(lambda s: score(design, beta, float(np.exp(s[0]))), np.array([np.log(phi)]))[0]
+    return np.block([[H, column[:-1, None]], [column[None, :]]])
 
 
 def score(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
     """:math:`\\partial\\ell/\\partial(\\beta, s)`: :math:`X^\\top g`, and for s a central difference."""
-    response = _response(design, beta, phi)
-    g_beta = design.X.T @ response.gradient
+    g_beta = design.X.T @ _response(design, beta, phi).gradient
     if not design.family.has_phi:
         return g_beta
-    up, down = (loglik(design, beta, phi * np.exp(sign * DELTA_SCORE)) for sign in (1, -1))
-    return np.append(g_beta, (up - down) / (2 * DELTA_SCORE))
+    d_s = numdiff.partials(lambda s: loglik(design, beta, float(np.exp(s[0]))), np.array([np.log(phi)]))[0]
+    return np.append(g_beta, d_s)
 
 
 def fit(design: Design, beta: np.ndarray, phi: float, log: list, rounds: int = 20):
