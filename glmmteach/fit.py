@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
 from . import families, glm, numdiff
