@@ -29,7 +29,10 @@ import scipy.sparse as sp
 from formulaic import model_matrix
 
 from . import blocked, covstruct, families
-from .formula import Formula, FormulaError, RandomTerm, _to_formulaic, parse, r_name
+from .formula import FUNCTIONS, Formula, FormulaError, RandomTerm, _to_formulaic, bare_names, parse, r_name, rename_bare
+
+#: Functions of FUNCTIONS that formulaic does not know by itself (it has log, log2, log10, exp, I, C, ...).
+_FORMULAIC_CONTEXT = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p}
 
 _SAFE_FUNCTIONS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
                    "sqrt": np.sqrt, "abs": np.abs, "I": lambda x: x, "np": np}
@@ -80,6 +83,8 @@ class Design:
     lambda_cols: np.ndarray = field(repr=False, default=None)
     #: levels of every text/categorical column the fixed part uses, to check ``newdata`` against
     factor_levels: dict = field(repr=False, default_factory=dict)
+    #: columns named like a formula function, and the names formulaic sees them by (see :func:`_aliases`)
+    aliases: dict = field(repr=False, default_factory=dict)
     _z_dlambda: list | None = field(init=False, repr=False, compare=False, default=None)
 
     @property
@@ -198,7 +203,8 @@ class Design:
         """The fixed-effects matrix for ``newdata`` (same columns as ``X``); a row with a missing value
         in a column it uses is all NaN (R's predict gives NA there)."""
         return _rows_with_missing_as_nan(newdata, self._fixed_columns(),
-                                         lambda rows: np.asarray(self.fixed_spec.get_model_matrix(rows), float),
+                                         lambda rows: np.asarray(self.fixed_spec.get_model_matrix(
+                                             rows.rename(columns=self.aliases), context=_FORMULAIC_CONTEXT), float),
                                          len(self.x_names))
 
     def new_offset(self, newdata: pd.DataFrame) -> np.ndarray:
@@ -211,7 +217,8 @@ class Design:
         blocks = []
         for term in self.terms:
             codes = _new_group_codes(term, newdata)
-            values = np.asarray(term.spec.get_model_matrix(newdata), float)
+            values = np.asarray(term.spec.get_model_matrix(newdata.rename(columns=self.aliases),
+                                                           context=_FORMULAIC_CONTEXT), float)
             known = np.flatnonzero(codes >= 0)
             rows = np.repeat(known, term.k)
             cols = (codes[known, None] * term.k + np.arange(term.k)[None, :]).ravel()
@@ -234,15 +241,16 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
     data = _complete_cases(parsed, _check_data(data), weights)
     weights = data.pop("(weights)").to_numpy(float) if "(weights)" in data else np.ones(len(data))
     y, n, weights = _response(parsed.response, data, family, weights)
-    X, x_names, fixed_spec = _fixed_matrix(parsed.fixed, data)
+    aliases = _aliases(parsed, data)
+    X, x_names, fixed_spec = _fixed_matrix(parsed.fixed, data, aliases)
     offset = np.zeros(len(data))
     for expr in parsed.offsets:
         values = np.broadcast_to(np.asarray(_evaluate(expr, data), float), offset.shape)
         _check_finite_result(values, f"offset({expr})", data)
         offset = offset + values
-    Z, terms = _random_matrix(parsed.random, data)
+    Z, terms = _random_matrix(parsed.random, data, aliases)
     design = Design(parsed, family, y, n, X, x_names, Z, offset, weights, terms, parsed.response,
-                    fixed_spec, factor_levels=_factor_levels(parsed.fixed, data))
+                    fixed_spec, factor_levels=_factor_levels(parsed.fixed, data), aliases=aliases)
     _index_lambda(design)
     return design
 
@@ -382,17 +390,23 @@ def _check_finite_result(values: np.ndarray, name: str, data: pd.DataFrame, what
 
 def _evaluate(expr: str, data: pd.DataFrame):
     """Evaluate an arithmetic expression of columns, such as ``n - germ`` or ``log(wt)``.
-    ``^`` is R's power, as in ``y^2``. A bare column name is taken as it is (even ``yield``)."""
+    ``^`` is R's power, as in ``y^2``. A bare column name is taken as it is (even ``yield``), and as in R
+    a bare name is the column even where a function has that name (``log(log)``: the log of column log)."""
     if expr in data.columns:
         if not pd.api.types.is_numeric_dtype(data[expr]):
             raise ValueError(f"column {expr!r} is text or categorical; it must be numeric here")
         return data[expr].to_numpy()
+    dotted = {name: f"_dotted_column_{i}" for i, name in enumerate(sorted(bare_names(expr) & set(data.columns)))
+              if "." in name}                          # R's names such as body.mass are not Python's
     try:
-        tree = ast.parse(expr.replace("^", "**"), mode="eval")
+        tree = ast.parse(rename_bare(expr, dotted).replace("^", "**"), mode="eval")
     except SyntaxError as error:
         raise FormulaError(f"cannot read the expression {expr!r}: {error.msg}") from None
+    data = data.rename(columns=dotted)
+    functions = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    functions |= {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}   # np. in np.log
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} - calls
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in functions}
     not_here = calls - set(_SAFE_FUNCTIONS)
     if not_here:
         raise FormulaError(f"{sorted(not_here)[0]}() cannot be used in {expr!r} (a response or an offset); "
@@ -402,15 +416,32 @@ def _evaluate(expr: str, data: pd.DataFrame):
     if unknown:
         raise ValueError(f"unknown column {sorted(unknown)[0]!r} in {expr!r}; "
                          f"the data has the columns: {', '.join(map(str, data.columns))}")
-    namespace = {name: data[name].to_numpy() for name in names & set(data.columns)}
-    for name, column in namespace.items():
+    columns = {name: data[name].to_numpy() for name in names & set(data.columns)}
+    for name, column in columns.items():
         if not pd.api.types.is_numeric_dtype(column):
-            raise ValueError(f"column {name!r} is text or categorical; {expr!r} needs numbers")
+            original = {alias: name for name, alias in dotted.items()}.get(name, name)
+            raise ValueError(f"column {original!r} is text or categorical; {expr!r} needs numbers")
+    tree = _ColumnLookups(functions, set(columns)).visit(tree)
     try:
         with np.errstate(all="ignore"):
-            return eval(compile(tree, expr, "eval"), {"__builtins__": {}, **_SAFE_FUNCTIONS}, namespace)
+            return eval(compile(ast.fix_missing_locations(tree), expr, "eval"),
+                        {"__builtins__": {}, **_SAFE_FUNCTIONS}, {"__columns__": columns})
     except Exception as error:     # noqa: BLE001 - report it in the formula's terms
         raise FormulaError(f"cannot evaluate {expr!r}: {error}") from None
+
+
+class _ColumnLookups(ast.NodeTransformer):
+    """Each bare name of a column becomes ``__columns__["name"]``; names that are called (``log`` in
+    ``log(x)``) or hold an attribute (``np`` in ``np.log``) stay as they are."""
+
+    def __init__(self, functions: set, columns: set):
+        self.functions, self.columns = functions, columns
+
+    def visit_Name(self, node: ast.Name):
+        if id(node) in self.functions or node.id not in self.columns:
+            return node
+        lookup = ast.Subscript(ast.Name("__columns__", ast.Load()), ast.Constant(node.id), ast.Load())
+        return ast.copy_location(lookup, node)
 
 
 def _response(expr: str, data: pd.DataFrame, family: families.Family, weights: np.ndarray):
@@ -469,17 +500,41 @@ def _cbind_arguments(expr: str):
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 
 
-def _model_matrix(expr: str, data: pd.DataFrame, part: str):
-    """formulaic's model matrix of ``expr``; its errors re-worded, non-finite values reported by column."""
+def _aliases(parsed: Formula, data: pd.DataFrame) -> dict[str, str]:
+    """A new name for each column named like a formula function (``I``, ``center``, ``log``, ...) that the
+    fixed part or a random-effect term uses bare. R reads a bare name as the column and only a call as
+    the function; formulaic would find the column for both, so it sees the column by another name."""
+    used = set().union(*(bare_names(e) for e in [parsed.fixed, *(_to_formulaic(t.expr) for t in parsed.random)]))
+    aliases = {}
+    for name in sorted(used & FUNCTIONS & set(map(str, data.columns))):
+        alias = f"{name.replace('.', '_')}_column"
+        while alias in data.columns:
+            alias += "_"
+        aliases[name] = alias
+    return aliases
+
+
+def _restore(text: str, aliases: dict[str, str]) -> str:
+    """``text`` with the aliases of :func:`_aliases` turned back into the columns' own names."""
+    for name, alias in aliases.items():
+        text = re.sub(rf"(?<![\w.]){re.escape(alias)}(?![\w.])", name, text)
+    return text
+
+
+def _model_matrix(expr: str, data: pd.DataFrame, part: str, aliases: dict | None = None):
+    """formulaic's model matrix of ``expr``; its errors re-worded, non-finite values reported by column.
+    Columns named like functions are passed to formulaic under their ``aliases``."""
     _check_numeric_arguments(expr, data, part)
+    aliases = aliases or {}
     try:
         with np.errstate(all="ignore"):            # log(0) and the like are reported below, by column
-            matrix = model_matrix(expr, data, na_action="ignore")
+            matrix = model_matrix(rename_bare(expr, aliases), data.rename(columns=aliases), na_action="ignore",
+                                  context=_FORMULAIC_CONTEXT)
     except Exception as error:  # noqa: BLE001 - formulaic's own error types differ between versions
-        message = _ANSI.sub("", str(error)).strip()
+        message = _restore(_ANSI.sub("", str(error)).strip(), aliases)
         raise FormulaError(f"cannot build {part} {expr!r} from the data: {message}") from None
     values = np.asarray(matrix, dtype=float)
-    names = [r_name(c) for c in matrix.columns]
+    names = [r_name(_restore(c, aliases)) for c in matrix.columns]
     for j, name in enumerate(names):
         _check_finite_result(values[:, j], name, data, what=f"the column {name!r} of {part}")
     return values, names, matrix.model_spec.update(na_action="raise")
@@ -503,10 +558,10 @@ def _check_numeric_arguments(expr: str, data: pd.DataFrame, part: str) -> None:
                                  f"needs numbers; use {name!r} on its own as a factor, or a numeric column")
 
 
-def _fixed_matrix(fixed: str, data: pd.DataFrame):
+def _fixed_matrix(fixed: str, data: pd.DataFrame, aliases: dict | None = None):
     """X with treatment contrasts and R's column names; formulaic does the expansion. The columns must
     be linearly independent (R would report NA for an aliased one; we say which it is)."""
-    X, names, spec = _model_matrix(fixed, data, "the fixed effects")
+    X, names, spec = _model_matrix(fixed, data, "the fixed effects", aliases)
     _check_full_rank(X, names)
     return X, names, spec
 
@@ -551,13 +606,13 @@ def _rows_with_missing_as_nan(data: pd.DataFrame, columns: list[str], matrix, p:
     return out
 
 
-def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame):
+def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame, aliases: dict | None = None):
     """Z = [Z_1 ... Z_m], one block per term, columns level-major: (level 1: k columns), (level 2), ..."""
     blocks, terms, start = [], [], 0
     for term in random:
         codes, levels = _grouping(term.group, data)
         values, names, spec = _model_matrix(_to_formulaic(term.expr), data,
-                                            f"the random-effect term ({term.expr} | {term.group})")
+                                            f"the random-effect term ({term.expr} | {term.group})", aliases)
         k, n = values.shape[1], len(data)
         if k == 0:
             raise FormulaError(f"the random-effect term ({term.expr} | {term.group}) has no columns; write "

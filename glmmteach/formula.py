@@ -65,19 +65,33 @@ class Formula:
     random: tuple[RandomTerm, ...]
 
     def variables(self) -> list[str]:
-        """The names the formula uses that are not functions: the columns it needs, in order."""
+        """The names the formula uses that are not calls: the columns it needs, in order. As in R, a bare
+        name is a column even when a function has that name: in ``y ~ I + I(x^2)``, ``I`` is a column."""
         pieces = [self.response, self.fixed, *self.offsets]
         pieces += [f"{t.expr} {t.group}" for t in self.random]
         names = []
         for piece in pieces:
             for match in _IDENTIFIER.finditer(piece):
                 name, after = match.group(), piece[match.end():].lstrip()
-                if after.startswith("(") or name in FUNCTIONS or name in names:
-                    continue
-                if piece[:match.start()].endswith("np."):
+                if after.startswith("(") or name in names:     # a call is a function, a bare name a column
                     continue
                 names.append(name)
         return names
+
+
+def bare_names(expr: str) -> set[str]:
+    """The names ``expr`` uses bare, not as calls: ``{"I", "x"}`` for ``I + I(x^2)``."""
+    return {m.group() for m in _IDENTIFIER.finditer(expr) if not expr[m.end():].lstrip().startswith("(")}
+
+
+def rename_bare(expr: str, aliases: dict[str, str]) -> str:
+    """``expr`` with each bare name in ``aliases`` replaced by its alias; calls keep their name:
+    ``rename_bare("center + center(x)", {"center": "c_"})`` is ``"c_ + center(x)"``."""
+    def replace(match: re.Match) -> str:
+        name = match.group()
+        is_call = match.string[match.end():].lstrip().startswith("(")
+        return aliases.get(name, name) if not is_call else name
+    return _IDENTIFIER.sub(replace, expr)
 
 
 def parse(text: str) -> Formula:
