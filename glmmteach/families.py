@@ -49,6 +49,11 @@ def _log_choose(n, y):
     return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
 
 
+def _times(count, log_p):
+    """``count * log_p`` with 0 times anything equal to 0 (no success: log mu does not count, even if -inf)."""
+    return np.where(count == 0, 0.0, count * np.where(count == 0, 0.0, log_p))
+
+
 def _fmt(value):
     """A number as a student would write it: 17 rather than 17.0, 2.5, nan."""
     if np.isfinite(value) and value == np.round(value) and abs(value) < 1e15:
@@ -163,6 +168,21 @@ class Family:
 
     def unit_deviance(self, y, mu, phi, n=1):
         raise NotImplementedError
+
+    # --- on the scale of the linear predictor (what the fit uses) ----------------------------------
+    def loglik_eta(self, y, eta, phi, n=1):
+        """``ell(eta) = loglik(y, mu(eta))``."""
+        return self.loglik(y, self.link.inverse(eta), phi, n)
+
+    def dloglik_deta(self, y, eta, phi, n=1):
+        """``d ell / d eta = ell'(mu) mu'(eta)``."""
+        return self.dloglik_dmu(y, self.link.inverse(eta), phi, n) * self.link.dmu_deta(eta)
+
+    def d2loglik_deta2(self, y, eta, phi, n=1):
+        """``d^2 ell / d eta^2 = ell''(mu) mu'(eta)^2 + ell'(mu) mu''(eta)``."""
+        mu, dmu = self.link.inverse(eta), self.link.dmu_deta(eta)
+        return (self.d2loglik_dmu2(y, mu, phi, n) * dmu**2
+                + self.dloglik_dmu(y, mu, phi, n) * self.link.d2mu_deta2(eta))
 
     def pearson_residual(self, y, mu, phi, n=1):
         """Pearson residual as glmmTMB 1.1.5 computes it: ``(y - mu) / sqrt(V(mu))``.
@@ -290,6 +310,31 @@ class Binomial(Family):
     def pearson_residual(self, y, mu, phi=1.0, n=1):
         """``(y/n - mu) / sqrt(mu (1 - mu) / n) = (y - n mu) / sqrt(n mu (1 - mu))``, as R."""
         return (_as_float(y) - _as_float(n) * mu) / np.sqrt(self.var_y(mu, phi, n))
+
+    # On the eta scale, for logit, probit and cloglog: ell = log C(n, y) + y log mu + (n - y) log(1 - mu)
+    # with log mu and log(1 - mu) from the link (cloglog: log(1 - mu) = -exp(eta) exactly), not from a mean
+    # clipped to [EPS, 1 - EPS], which caps log(1 - mu) near -36.
+    def loglik_eta(self, y, eta, phi=1.0, n=1):
+        """``log C(n, y) + y log mu(eta) + (n - y) log(1 - mu(eta))``, each log computed from eta."""
+        if not self.link.log_probabilities:
+            return super().loglik_eta(y, eta, phi, n)
+        y, n = _as_float(y), _as_float(n)
+        return (_log_choose(n, y) + _times(y, self.link.log_mu(eta)[0])
+                + _times(n - y, self.link.log1m_mu(eta)[0]))
+
+    def dloglik_deta(self, y, eta, phi=1.0, n=1):
+        """``y (log mu)' + (n - y) (log(1 - mu))'``, derivatives in eta."""
+        if not self.link.log_probabilities:
+            return super().dloglik_deta(y, eta, phi, n)
+        y, n = _as_float(y), _as_float(n)
+        return _times(y, self.link.log_mu(eta)[1]) + _times(n - y, self.link.log1m_mu(eta)[1])
+
+    def d2loglik_deta2(self, y, eta, phi=1.0, n=1):
+        """``y (log mu)'' + (n - y) (log(1 - mu))''``."""
+        if not self.link.log_probabilities:
+            return super().d2loglik_deta2(y, eta, phi, n)
+        y, n = _as_float(y), _as_float(n)
+        return _times(y, self.link.log_mu(eta)[2]) + _times(n - y, self.link.log1m_mu(eta)[2])
 
     def check_response(self, y, n=None, name="y"):
         y = super().check_response(y, n, name)

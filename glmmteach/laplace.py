@@ -51,9 +51,10 @@ class NotPositiveDefinite(ArithmeticError):
 class Eta:
     """The response at one value of eta: ell_i, its gradient and curvature with respect to eta_i.
 
-    ``gradient`` = :math:`w_i\\,\\partial\\ell_i/\\partial\\eta_i = w_i\\,\\ell'(\\mu_i)\\,\\mu'(\\eta_i)`;
-    ``D`` = :math:`-w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2 = -w_i\\,[\\ell''(\\mu_i)\\mu'(\\eta_i)^2 + \\ell'(\\mu_i)\\mu''(\\eta_i)]`.
-    Each is computed when first asked for.
+    ``gradient`` = :math:`w_i\,\partial\ell_i/\partial\eta_i` (:math:`= w_i\,\ell'(\mu_i)\,\mu'(\eta_i)`);
+    ``D`` = :math:`-w_i\,\partial^2\ell_i/\partial\eta_i^2` (:math:`= -w_i\,[\ell''(\mu_i)\mu'(\eta_i)^2 + \ell'(\mu_i)\mu''(\eta_i)]`).
+    The family computes them on the eta scale (for the binomial with a logit, probit or cloglog link from
+    :math:`\log\mu` and :math:`\log(1-\mu)`, exact where mu rounds to 0 or 1). Each is computed when first asked for.
     """
 
     design: Design
@@ -69,30 +70,19 @@ class Eta:
         return self.design.family.link.inverse(self.eta)
 
     @cached_property
-    def dmu(self) -> np.ndarray:
-        return self.design.family.link.dmu_deta(self.eta)
-
-    @cached_property
-    def score(self) -> np.ndarray:
-        """:math:`\\ell'(\\mu)`."""
-        d = self.design
-        return d.family.dloglik_dmu(d.y, self.mu, self.phi, d.n)
-
-    @cached_property
     def loglik(self) -> np.ndarray:
         d = self.design
-        return d.weights * d.family.loglik(d.y, self.mu, self.phi, d.n)
+        return d.weights * d.family.loglik_eta(d.y, self.eta, self.phi, d.n)
 
     @cached_property
     def gradient(self) -> np.ndarray:
-        return self.design.weights * self.score * self.dmu
+        d = self.design
+        return d.weights * d.family.dloglik_deta(d.y, self.eta, self.phi, d.n)
 
     @cached_property
     def D(self) -> np.ndarray:
         d = self.design
-        curvature = d.family.d2loglik_dmu2(d.y, self.mu, self.phi, d.n)
-        d2mu = d.family.link.d2mu_deta2(self.eta)
-        return -d.weights * (curvature * self.dmu ** 2 + self.score * d2mu)
+        return -d.weights * d.family.d2loglik_deta2(d.y, self.eta, self.phi, d.n)
 
 
 @dataclass
@@ -570,8 +560,7 @@ def agq_loglik(design: Design, beta, theta, phi, nagq: int, v0=None) -> LaplaceR
     shift = np.sqrt(2.0 / h)[:, None] * x[None, :]      # (groups, nodes)
     b_nodes = b_hat[:, None] + shift
     eta = laplace.response.eta[:, None] + m[:, None] * shift[group]
-    mu = design.family.link.inverse(eta)
-    ell = design.weights[:, None] * design.family.loglik(design.y[:, None], mu, phi, design.n[:, None])
+    ell = design.weights[:, None] * design.family.loglik_eta(design.y[:, None], eta, phi, design.n[:, None])
     f = np.stack([np.bincount(group, ell[:, k], minlength=len(b_hat)) for k in range(nagq)], axis=1)
     f += -0.5 * b_nodes ** 2 - 0.5 * np.log(2 * np.pi)
     log_groups = 0.5 * np.log(2.0 / h) + logsumexp(f + x[None, :] ** 2, b=w[None, :], axis=1)

@@ -17,7 +17,9 @@ is a small frozen dataclass with four one-line methods:
 (0.5, 0.25)
 
 Links whose mean is a probability (logit, probit, cloglog) keep ``inverse(eta)`` inside
-``[EPS, 1 - EPS]``, as R's ``make.link`` does; see :data:`EPS`.
+``[EPS, 1 - EPS]``, as R's ``make.link`` does; see :data:`EPS`. The likelihood does not use that clipped
+mean: these links also give :math:`\log\mu` and :math:`\log(1-\mu)` with their first two derivatives
+computed on the eta scale (``log_mu``, ``log1m_mu``), exact where mu rounds to 0 or 1.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import expit, ndtr, ndtri
+from scipy.special import erfcx, expit, log_ndtr, ndtr, ndtri
 
 EPS = np.finfo(float).eps
 """Machine epsilon, 2.22e-16: probability means are clipped to ``[EPS, 1 - EPS]``.
@@ -75,6 +77,17 @@ class Link:
 
     def d2mu_deta2(self, eta):
         """Second derivative ``d^2 mu / d eta^2``."""
+        raise NotImplementedError
+
+    #: True for the links whose mean is a probability and that give ``log_mu`` and ``log1m_mu``
+    log_probabilities: ClassVar[bool] = False
+
+    def log_mu(self, eta):
+        """``(log mu, d log mu / d eta, d^2 log mu / d eta^2)``, computed on the eta scale."""
+        raise NotImplementedError
+
+    def log1m_mu(self, eta):
+        """``(log(1 - mu), d log(1 - mu) / d eta, d^2 log(1 - mu) / d eta^2)``, on the eta scale."""
         raise NotImplementedError
 
     def __str__(self):
@@ -159,6 +172,18 @@ class Logit(Link):
         # 1 - 2 mu = -tanh(eta / 2), accurate also where mu is close to 1
         return expit(eta) * expit(-eta) * -np.tanh(eta / 2)
 
+    log_probabilities: ClassVar[bool] = True
+
+    def log_mu(self, eta):
+        """``log mu = -log(1 + exp(-eta))``, derivatives ``1 - mu`` and ``-mu (1 - mu)``."""
+        eta = _as_float(eta)
+        return -np.logaddexp(0.0, -eta), expit(-eta), -expit(eta) * expit(-eta)
+
+    def log1m_mu(self, eta):
+        """``log(1 - mu) = -log(1 + exp(eta))``, derivatives ``-mu`` and ``-mu (1 - mu)``."""
+        eta = _as_float(eta)
+        return -np.logaddexp(0.0, eta), -expit(eta), -expit(eta) * expit(-eta)
+
 
 @dataclass(frozen=True)
 class Probit(Link):
@@ -184,6 +209,26 @@ class Probit(Link):
     def d2mu_deta2(self, eta):
         eta = _as_float(eta)
         return -eta * _normal_density(eta)
+
+    log_probabilities: ClassVar[bool] = True
+
+    def log_mu(self, eta):
+        """``log Phi(eta)`` (scipy's ``log_ndtr``); its derivative is the ratio ``m = phi(eta) / Phi(eta)``,
+        the second ``-m (eta + m)``."""
+        eta = _as_float(eta)
+        m = _mills_ratio(eta)
+        return log_ndtr(eta), m, -m * (eta + m)
+
+    def log1m_mu(self, eta):
+        """``log(1 - Phi(eta)) = log Phi(-eta)``: :meth:`log_mu` at ``-eta``, derivatives signed by the chain rule."""
+        value, d1, d2 = self.log_mu(-_as_float(eta))
+        return value, -d1, d2
+
+
+def _mills_ratio(eta):
+    """``phi(eta) / Phi(eta) = sqrt(2 / pi) / erfcx(-eta / sqrt 2)``: the scaled complementary error function
+    keeps the ratio exact where both densities underflow (it is close to ``-eta`` for eta below -5)."""
+    return np.sqrt(2 / np.pi) / erfcx(-eta / np.sqrt(2))
 
 
 def _normal_density(eta):
@@ -217,6 +262,32 @@ class Cloglog(Link):
     def d2mu_deta2(self, eta):
         eta = _capped(eta)
         return np.exp(eta - np.exp(eta)) * -np.expm1(eta)
+
+    log_probabilities: ClassVar[bool] = True
+
+    def log_mu(self, eta):
+        """With ``t = exp(eta)``: ``log mu = log(1 - exp(-t))``, its derivative ``r = t / (exp(t) - 1)``, the
+        second ``r (1 - t / (1 - exp(-t)))`` (a series where t is small, as the difference cancels there)."""
+        t = np.exp(np.minimum(_as_float(eta), 700.0))
+        value = np.where(t < np.log(2), np.log(-np.expm1(-np.minimum(t, np.log(2)))),
+                         np.log1p(-np.exp(-np.maximum(t, np.log(2)))))
+        with np.errstate(over="ignore"):
+            r = t / np.expm1(t)                         # 0 where exp(t) overflows, as it should
+        return value, r, r * _one_minus_t_over_expm1(t)
+
+    def log1m_mu(self, eta):
+        """``log(1 - mu) = -exp(eta)``, and so are both its derivatives."""
+        t = -np.exp(np.minimum(_as_float(eta), 700.0))
+        return t, t, t
+
+
+def _one_minus_t_over_expm1(t):
+    """``1 - t / (1 - exp(-t))``: for t < 0.1 the series ``-(t/2 + t^2/12 - t^4/720 + t^6/30240
+    - t^8/1209600)`` (Bernoulli numbers; the next term is below 1e-16 relative), else directly."""
+    small = np.minimum(t, 0.1)
+    series = -(small / 2 + small**2 / 12 - small**4 / 720 + small**6 / 30240 - small**8 / 1209600)
+    large = np.maximum(t, 0.1)
+    return np.where(t < 0.1, series, 1 - large / -np.expm1(-large))
 
 
 def _capped(eta):
