@@ -263,11 +263,13 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
 def _theta_start(design: Design, sd: float) -> np.ndarray:
     """theta with each random-effect SD at ``sd`` on the scale of the linear predictor and no correlation:
     column j of a term gets the SD :math:`sd/\\sqrt{\\overline{x_j^2}}` (``sd`` for an intercept), which its
-    covariance structure turns into its entries of theta."""
+    covariance structure turns into its entries of theta. The mean is weighted by the prior weights, so that
+    frequency weights start where the expanded data would."""
     unit = []
     for term in design.terms:
         Z = design.Z[:, term.start:term.start + len(term.levels) * term.k]
-        mean_square = np.asarray(Z.multiply(Z).sum(axis=0)).ravel().reshape(-1, term.k).sum(axis=0) / design.nobs
+        weighted = np.asarray(Z.multiply(Z).T @ design.weights).ravel()
+        mean_square = weighted.reshape(-1, term.k).sum(axis=0) / np.sum(design.weights)
         size = 1 / np.sqrt(np.where(mean_square > 0, mean_square, 1.0))
         unit.append(term.structure.start(sd * size))
     return np.concatenate(unit) if unit else np.zeros(0)
@@ -283,7 +285,12 @@ def _glm_start(design: Design) -> tuple[np.ndarray, float]:
 
 
 def _phi_start(design: Design) -> float:
-    return float(np.std(design.y)) if design.family.name == "gaussian" and design.family.has_phi else 1.0
+    """The SD of y for the gaussian family, weighted by the prior weights (so that frequency weights start
+    where the expanded data would); 1 otherwise."""
+    if design.family.name != "gaussian" or not design.family.has_phi:
+        return 1.0
+    w = design.weights / np.sum(design.weights)
+    return float(np.sqrt(w @ (design.y - w @ design.y) ** 2))
 
 
 def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
@@ -309,12 +316,13 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
 
 
 def _beta_start(design: Design, phi: float) -> np.ndarray:
-    """Least squares of g(mu_start) on X; if that puts a mean outside the family's range (a negative
-    mean under the inverse link, say), the least-squares fit of the constant g(mean of mu_start)."""
+    """Least squares of g(mu_start) on X, weighted by the prior weights; if that puts a mean outside the
+    family's range (a negative mean under the inverse link, say), the fit of the constant g(mean of mu_start)."""
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
+    root_w = np.sqrt(design.weights)
     for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
-        beta0 = np.linalg.lstsq(design.X, target - design.offset, rcond=None)[0]
+        beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
         with np.errstate(all="ignore"):
             mu = family.link.inverse(design.X @ beta0 + design.offset)
             if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
@@ -337,23 +345,89 @@ class Optimum:
 
 def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3,
               polish: bool = True) -> Optimum:
-    """L-BFGS-B in scaled parameters :math:`z = T^{-1}\\psi` (see :func:`_scaling`), then Newton steps on
-    a numerical Hessian. A round that ends short of the optimum (a line search that ran into means
-    outside the family's range, say) is followed by another from where it stopped, rescaled there."""
+    """:func:`_descend` from psi0; then, while the optimum has an SD at 0 and a point just off that boundary
+    is better (:func:`_off_boundary`), descend again from there and keep the better optimum."""
     if len(psi0) == 0:
         objective(psi0)
         return Optimum(psi0, True, "nothing to optimise")
+    optimum = _descend(objective, psi0, verbose, rounds, polish)
+    for _ in range(2):
+        start = _off_boundary(objective, optimum.psi)
+        if start is None:
+            break
+        candidate = _descend(objective, start, verbose, rounds, polish)
+        if not objective(candidate.psi) < objective(optimum.psi):
+            break
+        optimum = candidate
+    return optimum
+
+
+def _descend(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3,
+             polish: bool = True) -> Optimum:
+    """L-BFGS-B in scaled parameters :math:`z = T^{-1}\\psi` (see :func:`_scaling`), then Newton steps on
+    a numerical Hessian. A round that ends short of the optimum (a line search that ran into means
+    outside the family's range, say) is followed by another from where it stopped, rescaled there.
+    Converged: the gradient is below 1e-3 for the free parameters, and does not point away from the
+    bound for those at a bound (there -log L must not fall when the SD leaves 0)."""
     psi, best, hessian = psi0, np.inf, None
     for _ in range(rounds):
         psi, message, hessian = _lbfgsb_round(objective, psi, verbose, polish)
         gradient = objective.gradient(psi)
         free = _free(psi, objective.bounds())
         value = objective(psi)
-        converged = bool(np.isfinite(value) and np.max(np.abs(gradient[free]), initial=0) < 1e-3)
+        stationary = np.where(free, np.abs(gradient), np.maximum(-gradient, 0.0))
+        converged = bool(np.isfinite(value) and np.max(stationary, initial=0) < 1e-3)
         if converged or not value < best - 1e-8:
             break
         best = value
     return Optimum(psi, converged, str(message), hessian)
+
+
+def _off_boundary(objective: Objective, psi: np.ndarray, sizes=(0.01, 0.1, 0.5)) -> np.ndarray | None:
+    """A point next to the boundary where :math:`-\\log L` is lower than at psi, or None.
+
+    For each diagonal entry :math:`T_{jj}` of a Cholesky template at 0 (an SD at 0, or with j > 1 a
+    correlation at +-1), probe :math:`T_{jj}` = 0.01, 0.1 and 0.5 SDs on the scale of the linear predictor,
+    with the entries below it in column j as they are and with their signs flipped. At :math:`T_{jj} = 0`
+    both give the same covariance :math:`TT^\\top` (column j enters it as :math:`t_j t_j^\\top`), but the bound
+    :math:`T_{jj} \\ge 0` lets the optimiser leave the boundary only on one side; the flip is the other
+    (the check lme4's and glmmTMB's troubleshooting guides suggest, a restart away from the boundary)."""
+    p, design = objective.p_outer, objective.design
+    at_bound = np.flatnonzero(~_free(psi, objective.bounds())[p:p + design.n_theta])
+    if not len(at_bound):
+        return None
+    unit = _theta_start(design, _sd_scale(objective, psi))
+    best, best_value = None, objective(psi)
+    for k in at_bound:
+        below = p + _below_diagonal(design, k)
+        for sign in ((1.0, -1.0) if np.any(psi[below] != 0) else (1.0,)):
+            for size in sizes:
+                candidate = psi.copy()
+                candidate[below] *= sign
+                candidate[p + k] = size * unit[k]
+                value = objective(candidate)
+                if value < best_value - 1e-6:
+                    best, best_value = candidate, value
+    return best
+
+
+def _below_diagonal(design: Design, k: int) -> np.ndarray:
+    """The theta indices of the entries below the diagonal entry theta_k in its column of its term's template
+    (none for a diagonal structure)."""
+    offset = 0
+    for term in design.terms:
+        rows, cols = term.structure.pattern
+        if k < offset + term.n_theta:
+            column = cols[k - offset]
+            return offset + np.flatnonzero((cols == column) & (rows > column))
+        offset += term.n_theta
+    raise IndexError(k)
+
+
+def _sd_scale(objective: Objective, psi: np.ndarray) -> float:
+    """theta is on the scale of sigma for the gaussian family with the identity link, else of eta."""
+    family = objective.design.family
+    return objective.unpack(psi)[2] if family.name == "gaussian" and family.link.name == "identity" else 1.0
 
 
 def _lbfgsb_round(objective: Objective, psi0: np.ndarray, verbose: bool, polish: bool = True):
@@ -467,23 +541,32 @@ def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool =
     if objective.reml:
         beta = result.beta_in
     cov_beta = _covariance_of_beta(objective, optimum, result) if covariance else None
+    no_standard_errors = cov_beta is not None and not _has_standard_errors(cov_beta)
     fit = GlmmFit(objective.design, objective, psi, result, np.asarray(beta), np.asarray(theta), phi, cov_beta,
-                  optimum.converged, optimum.message, data, objective.log)
-    _warn_if_problematic(fit)
+                  optimum.converged and not no_standard_errors, optimum.message, data, objective.log)
+    _warn_if_problematic(fit, no_standard_errors)
     return fit
 
 
-def _warn_if_problematic(fit: GlmmFit) -> None:
-    if not fit.converged:
+def _has_standard_errors(cov_beta: np.ndarray) -> bool:
+    """Every entry finite and every variance on the diagonal positive."""
+    return bool(np.all(np.isfinite(cov_beta)) and np.all(np.diag(cov_beta) > 0))
+
+
+def _warn_if_problematic(fit: GlmmFit, no_standard_errors: bool = False) -> None:
+    """A NaN or negative-variance standard error is never reported as converged: the warning says why."""
+    if no_standard_errors:
+        warnings.warn("the fit is not reported as converged: at the point where the optimiser stopped, the "
+                      "Hessian of the log-likelihood is not positive definite, so some standard errors are "
+                      "NaN (a variance would be negative). Either some parameters are not identified by the "
+                      "data, or this is not a maximum. Try a simpler model or other starting values "
+                      "(start=...).", ConvergenceWarning, stacklevel=caller_stacklevel())
+    elif not fit.converged:
         warnings.warn("the fit did not converge: the optimiser stopped before the log-likelihood was at "
                       "its maximum. Try other starting values (start=...) or a simpler model.",
                       ConvergenceWarning, stacklevel=caller_stacklevel())
     for message in fit.singular_terms():
         warnings.warn(message, ConvergenceWarning, stacklevel=caller_stacklevel())
-    if fit.cov_beta is not None and not np.all(np.isfinite(fit.cov_beta)):
-        warnings.warn("the Hessian at the optimum is not positive definite, so standard errors are not "
-                      "available: some parameters are not identified by the data.",
-                      ConvergenceWarning, stacklevel=caller_stacklevel())
 
 
 def _covariance_of_beta(objective: Objective, optimum: Optimum, result: LaplaceResult) -> np.ndarray:
