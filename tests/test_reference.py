@@ -144,7 +144,8 @@ def test_fitted_values_and_pearson_residuals(case, fits):
     ref, fit = fitted(case, fits)
     mu = fit.fitted()
     np.testing.assert_allclose(mu[:5], ref["fitted_head"], rtol=1e-3, atol=1e-3 * np.std(mu))
-    assert np.sum(fit.residuals("pearson") ** 2) == pytest.approx(ref["pearson_ss"], rel=1e-3)
+    if "pearson_ss" in ref:      # absent where glmmTMB's residuals are NaN (a fitted mean of exactly 1)
+        assert np.sum(fit.residuals("pearson") ** 2) == pytest.approx(ref["pearson_ss"], rel=1e-3)
 
 
 def test_conditional_modes_match_glmmtmb(fits):
