@@ -537,8 +537,9 @@ def _optimal_digits(row: np.ndarray) -> int:
 
 
 def _fixed(x: np.ndarray, decimals: int) -> list[str]:
-    """R's ``format(round(x, decimals), nsmall = decimals)``: a common layout, at least ``decimals`` places."""
-    rounded = np.round(x, decimals)
+    """R's ``format(round(x, decimals), nsmall = decimals)``: a common layout, at least ``decimals`` places.
+    A value that rounds to zero prints as 0, never -0, as in R (adding 0.0 turns -0.0 into 0.0)."""
+    rounded = np.round(x, decimals) + 0.0
     text = r_format(rounded, 7)
     places = max([decimals] + [len(s.split(".")[1]) if "." in s else 0 for s in text])
     return [f"{v:.{places}f}" for v in rounded]

@@ -27,9 +27,10 @@ def r_format(x, digits: int) -> list[str]:
 
     Fixed notation with as many decimals as the value that needs the most for ``digits``
     significant digits; scientific notation instead when that is narrower (R's ``formatReal``).
-    NaN prints as ``NaN`` and infinities as ``Inf`` and ``-Inf``, as R prints them.
+    NaN prints as ``NaN`` and infinities as ``Inf`` and ``-Inf``, as R prints them; a negative zero (a
+    tiny negative number rounded, say) prints as 0, since R's sign test is ``x < 0``.
     """
-    x = np.asarray(x, float).ravel()
+    x = np.asarray(x, float).ravel() + 0.0
     finite = x[np.isfinite(x)]
     if finite.size == 0:
         return [_r_special(v) for v in x]
