@@ -26,7 +26,7 @@ from scipy import stats
 
 from . import adjust as adjustments
 from .formula import Formula
-from .results import r_format
+from .rformat import r_format, zapsmall
 
 _LOG_LINKS = ("log",)
 
@@ -518,15 +518,6 @@ def _r_term(term) -> str:
 
 
 # ---- printing as emmeans does --------------------------------------------------------------------
-def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
-    """R's (4.2) ``zapsmall``: ``round(x, digits - log10(max|x|))``, where ``round`` takes the nearest whole
-    number of decimals. A value that rounds to zero is 0, not -0 (R prints both as 0; Python's -0.0 as "-0.000")."""
-    finite = np.abs(x[np.isfinite(x)])
-    largest = finite.max() if finite.size else 0.0
-    decimals = max(0.0, digits - np.log10(largest)) if largest > 0 else digits
-    return np.round(x, int(np.floor(decimals + 0.5))) + 0.0
-
-
 def _optimal_digits(row: np.ndarray) -> int:
     """emmeans' ``.opt.dig``: enough digits to show the estimate to the precision its SE allows."""
     z = (row.min(), row.max()) / np.max(np.abs(row))

@@ -72,6 +72,15 @@ def r_format_pval(p, digits: int = 3, eps: float = np.finfo(float).eps) -> list[
     return list(out)
 
 
+def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
+    """R's (4.2) ``zapsmall``: ``round(x, digits - log10(max|x|))``, where ``round`` takes the nearest whole
+    number of decimals. A value that rounds to zero is 0, not -0 (R prints both as 0; Python's -0.0 as "-0.000")."""
+    finite = np.abs(x[np.isfinite(x)])
+    largest = finite.max() if finite.size else 0.0
+    decimals = max(0.0, digits - np.log10(largest)) if largest > 0 else digits
+    return np.round(x, int(np.floor(decimals + 0.5))) + 0.0
+
+
 def _round_half(x: np.ndarray, decimals: float) -> np.ndarray:
     """R's ``round(x, digits)``: a non-whole number of digits counts as the nearest whole one."""
     return np.round(x, int(np.floor(decimals + 0.5)))
