@@ -353,6 +353,14 @@ class GlmmFit:
         return pd.DataFrame(problem.iterations, columns=["iteration", "f(v)", "t", "max |change|"]
                             ).set_index("iteration")
 
+    def confint(self, parm=None, level: float = 0.95, method: str = "wald", nsim: int = 200,
+                seed=None) -> pd.DataFrame:
+        """Confidence intervals for the fixed effects and the random-effect SDs and correlations, as
+        glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"``; see
+        :func:`glmmteach.confint.confint`."""
+        from .confint import confint
+        return confint(self, parm, level, method, nsim, seed)
+
     def summary(self) -> "Summary":
         """The fit printed as glmmTMB prints ``summary(fit)``: the likelihood block, the variance
         components, the dispersion and the coefficient table (``.coefficients``).

@@ -1,0 +1,285 @@
+"""Confidence intervals for the fixed effects and the random-effect SDs and correlations (``fit.confint()``).
+
+Three methods, as glmmTMB's ``confint`` and lme4's ``confint(method = "boot")``:
+
+* ``wald``: :math:`\\hat\\beta_j \\pm z_{1-\\alpha/2}\\,\\mathrm{SE}_j`; an SD on the log scale,
+  :math:`\\exp(\\log\\hat\\sigma \\pm z\\,\\mathrm{SE}(\\log\\hat\\sigma))`, and the correlation of a two-term
+  random effect on glmmTMB's scale :math:`\\rho/\\sqrt{1-\\rho^2}`, back-transformed; their SEs by the
+  delta method from the inverse Hessian of :math:`-\\log L` (restricted under REML).
+* ``profile``: the values :math:`v` of one parameter at which the profile log-likelihood
+  :math:`\\ell_p(v) = \\max_{\\text{others}} \\log L` falls :math:`\\chi^2_{1,1-\\alpha}/2` below its maximum.
+  ML fits only (as glmmTMB); fixed effects and the SD of a scalar random effect (or the first SD of a
+  vector one). An SD whose profile never falls that far on the way to 0 has the lower limit 0.
+* ``boot``: parametric bootstrap percentiles: ``nsim`` responses simulated from the fit (new random
+  effects), the model refitted to each (:meth:`~glmmteach.results.GlmmFit.refit`), the
+  :math:`\\alpha/2` and :math:`1-\\alpha/2` quantiles of the refitted estimates.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
+
+from . import numdiff
+from .fit import ConvergenceWarning
+
+
+# ---- the variance parameters as glmmTMB reports them ---------------------------------------------
+def variance_parameters(fit) -> list[tuple[str, str, int, int]]:
+    """One entry per SD and correlation: (glmmTMB's row name, kind, term index, row or column)."""
+    out = []
+    for t, term in enumerate(fit.design.terms):
+        for j, name in enumerate(term.names):
+            out.append((f"Std.Dev.{name}|{term.group}", "sd", t, j))
+        for j in range(1, term.k):
+            for i in range(j):
+                out.append((f"Cor.{term.names[j]}.{term.names[i]}|{term.group}", "cor", t, j * term.k + i))
+    return out
+
+
+def _template(design, theta: np.ndarray, t: int) -> np.ndarray:
+    """The lower-triangular T of term t, :math:`\\Sigma_t = TT^\\top`."""
+    start = sum(term.n_theta for term in design.terms[:t])
+    term = design.terms[t]
+    T = np.zeros((term.k, term.k))
+    for i, (r, c) in enumerate(term.lower_triangle()):
+        T[r, c] = theta[start + i]
+    return T
+
+
+def _sd_and_corr(fit, theta: np.ndarray) -> np.ndarray:
+    """The SDs and correlations of :func:`variance_parameters` at ``theta``."""
+    values = []
+    for _, kind, t, index in variance_parameters(fit):
+        T = _template(fit.design, theta, t)
+        sd = np.sqrt(np.sum(T ** 2, axis=1))
+        if kind == "sd":
+            values.append(sd[index])
+        else:
+            j, i = divmod(index, T.shape[0])
+            values.append((T[j] @ T[i]) / (sd[j] * sd[i]))
+    return np.array(values)
+
+
+def _wald_scale(fit, psi: np.ndarray) -> np.ndarray:
+    """The SDs as log SDs and the correlations (two-term effects) as :math:`\\rho/\\sqrt{1-\\rho^2}`."""
+    _, theta, _ = fit.objective.unpack(psi)
+    values = _sd_and_corr(fit, theta)
+    kinds = [kind for _, kind, _, _ in variance_parameters(fit)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.array([np.log(v) if k == "sd" else v / np.sqrt(1 - v ** 2) for v, k in zip(values, kinds)])
+
+
+# ---- Wald ----------------------------------------------------------------------------------------
+def wald(fit, level: float = 0.95) -> pd.DataFrame:
+    """Wald intervals, as glmmTMB's ``confint(m)``: the rows are the fixed effects, then each SD and
+    correlation; the columns the two limits and the estimate."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    beta, se = fit.fixef, fit.se
+    rows = {name: (b - z * s, b + z * s, b) for name, b, s in zip(beta.index, beta, se)}
+    names = [name for name, *_ in variance_parameters(fit)]
+    if names:
+        g, se_g = _variance_parameter_se(fit)
+        kinds = [kind for _, kind, _, _ in variance_parameters(fit)]
+        for name, kind, value, s in zip(names, kinds, g, se_g):
+            back = np.exp if kind == "sd" else (lambda x: x / np.sqrt(1 + x ** 2))
+            rows[name] = (back(value - z * s), back(value + z * s), back(value))
+    return _interval_table(rows, level, estimate=True)
+
+
+def _variance_parameter_se(fit) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_wald_scale` at the estimates and its delta-method SEs
+    :math:`\\sqrt{\\mathrm{diag}(J H^{-1} J^\\top)}`, H the Hessian of :math:`-\\log L` over the free outer
+    parameters."""
+    objective, psi = fit.objective, np.asarray(fit.psi, float)
+    bounds = objective.bounds()
+    free = np.array([lo is None or x > lo + 1e-6 for x, (lo, _) in zip(psi, bounds)], bool)
+    g = _wald_scale(fit, psi)
+    H = numdiff.hessian(objective.gradient, psi, np.flatnonzero(free))
+    try:
+        np.linalg.cholesky(H)
+        V = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        return g, np.full(len(g), np.nan)
+    J = numdiff.partials(lambda x: _wald_scale(fit, x), psi, np.flatnonzero(free)).T
+    return g, np.sqrt(np.diag(J @ V @ J.T))
+
+
+def _interval_table(rows: dict, level: float, estimate: bool = False) -> pd.DataFrame:
+    tail = 50 * (1 - level)
+    columns = [f"{_percent(tail)} %", f"{_percent(100 - tail)} %"] + (["Estimate"] if estimate else [])
+    return pd.DataFrame([v[:len(columns)] for v in rows.values()], index=list(rows), columns=columns)
+
+
+def _percent(x: float) -> str:
+    """As R labels the limits: 2.5, 97.5, 5, 95."""
+    return f"{x:.3g}"
+
+
+# ---- profile likelihood --------------------------------------------------------------------------
+class _Profile:
+    """The profile log-likelihood of one outer parameter :math:`\\psi_k`: the others maximised by L-BFGS-B,
+    scaled by their Wald SEs, started where the quadratic (Wald) approximation puts their maximum,
+    :math:`\\hat\\psi_{-k} + V_{-k,k} V_{kk}^{-1}(v - \\hat\\psi_k)`."""
+
+    def __init__(self, fit, k: int, V: np.ndarray):
+        self.objective, self.k = fit.objective, k
+        self.estimate = np.asarray(fit.psi, float).copy()
+        self.others = np.array([i for i in range(len(self.estimate)) if i != k], int)
+        self.scale = np.sqrt(np.clip(np.diag(V)[self.others], 1e-12, None))
+        self.slope = V[self.others, k] / V[k, k] if V[k, k] > 0 else np.zeros(len(self.others))
+        self.maximum = fit.loglik
+
+    def drop(self, value: float) -> float:
+        """:math:`\\log L(\\hat\\psi) - \\ell_p(v)`."""
+        objective, others, scale = self.objective, self.others, self.scale
+        psi = self.estimate.copy()
+        psi[self.k] = value
+        psi[others] += self.slope * (value - self.estimate[self.k])
+        for i, (lo, _) in zip(others, np.array(objective.bounds(), dtype=object)[others]):
+            if lo is not None:
+                psi[i] = max(psi[i], lo)
+
+        def f(z):
+            psi[others] = z * scale
+            return objective(psi), objective.gradient(psi)[others] * scale
+
+        bounds = [(None if lo is None else lo / s, None) for (lo, _), s in
+                  zip(np.array(objective.bounds(), dtype=object)[others], scale)]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = optimize.minimize(f, psi[others] / scale, jac=True, method="L-BFGS-B", bounds=bounds,
+                                       options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-9})
+        return self.maximum + result.fun
+
+    def limit(self, estimate: float, step: float, cutoff: float, direction: int, lower_bound=None) -> float:
+        """The value on one side of the estimate where the drop reaches ``cutoff``."""
+        inner, distance = estimate, step
+        for _ in range(12):
+            outer = estimate + direction * distance
+            if lower_bound is not None and outer <= lower_bound:
+                outer = lower_bound
+                if self.drop(outer) < cutoff:
+                    return lower_bound
+            elif self.drop(outer) < cutoff:
+                inner, distance = outer, 2 * distance
+                continue
+            return optimize.brentq(lambda v: self.drop(v) - cutoff, *sorted((inner, outer)), xtol=1e-5 * step)
+        raise RuntimeError("the profile log-likelihood does not fall far enough: no finite limit")
+
+
+def profile(fit, parm=None, level: float = 0.95) -> pd.DataFrame:
+    """Profile-likelihood intervals: where :math:`2[\\log L(\\hat\\psi) - \\ell_p(v)] = \\chi^2_{1,\\,level}`."""
+    if fit.objective.reml:
+        raise ValueError("profile likelihood intervals need a fit by maximum likelihood (reml=False): under "
+                         "REML the fixed effects are integrated out, and glmmTMB does not profile REML fits "
+                         "either. Refit with reml=False, or use method='wald' or 'boot'.")
+    names = _select(fit, parm)
+    cutoff = stats.chi2.ppf(level, 1) / 2
+    psi = np.asarray(fit.psi, float)
+    bounds = fit.objective.bounds()
+    free = np.array([lo is None or x > lo + 1e-6 for x, (lo, _) in zip(psi, bounds)], bool)
+    V = np.zeros((len(psi), len(psi)))
+    V[np.ix_(free, free)] = np.linalg.inv(numdiff.hessian(fit.objective.gradient, psi, np.flatnonzero(free)))
+    rows = {}
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):   # small algebra: no threads
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for name in names:
+            k = _outer_index(fit, name)
+            curve = _Profile(fit, k, V)
+            step = np.sqrt(V[k, k]) if V[k, k] > 0 else 0.1 * max(abs(psi[k]), 0.1)
+            lower_bound = bounds[k][0]
+            rows[name] = (curve.limit(psi[k], step, cutoff, -1, lower_bound),
+                          curve.limit(psi[k], step, cutoff, +1))
+    return _interval_table(rows, level)
+
+
+def _outer_index(fit, name: str) -> int:
+    """The position in the outer parameters of a fixed effect, or of an SD that is a theta entry itself."""
+    x_names = list(fit.fixef.index)
+    if name in x_names:
+        return x_names.index(name)
+    p = len(x_names)
+    for row, kind, t, index in variance_parameters(fit):
+        if row == name and kind == "sd" and index == 0:
+            return p + sum(term.n_theta for term in fit.design.terms[:t])
+    raise ValueError(f"no profile interval for {name!r}: profiles are available for the fixed effects and for "
+                     "the SD of a scalar random effect (or the first SD of a vector one); use method='wald' "
+                     "or 'boot' for the other SDs and the correlations")
+
+
+def _select(fit, parm) -> list[str]:
+    """``parm``: None (all), ``"beta_"`` (fixed effects), ``"theta_"`` (SDs and correlations), a name, a list."""
+    beta = list(fit.fixef.index)
+    theta = [name for name, *_ in variance_parameters(fit)]
+    if parm is None:
+        return beta + theta
+    if isinstance(parm, str):
+        parm = beta if parm == "beta_" else theta if parm == "theta_" else [parm]
+    unknown = [p for p in parm if p not in beta + theta]
+    if unknown:
+        raise ValueError(f"parm names {unknown[0]!r}, which is not a parameter of the model; the parameters are: "
+                         f"{', '.join(beta + theta)} (or 'beta_' / 'theta_' for either group)")
+    return list(parm)
+
+
+# ---- parametric bootstrap ------------------------------------------------------------------------
+def bootstrap_estimates(fit, nsim: int = 200, seed=None) -> pd.DataFrame:
+    """The fixed effects, SDs and correlations refitted to ``nsim`` responses simulated from ``fit``
+    (new random effects each time, as glmmTMB's ``simulate``), one row per simulation. Refits that do not
+    converge are dropped, with a warning saying how many."""
+    rng = np.random.default_rng(seed)
+    names = list(fit.fixef.index) + [name for name, *_ in variance_parameters(fit)]
+    rows, failed = [], 0
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(nsim):
+            y = fit.simulate(1, seed=rng)["sim_1"].to_numpy()
+            refit = fit.refit(y, standard_errors=False)
+            if not refit.converged:
+                failed += 1
+                continue
+            rows.append(np.concatenate([refit.beta, _sd_and_corr(fit, refit.theta)]))
+    if failed:
+        warnings.warn(f"{failed} of {nsim} bootstrap refits did not converge and were left out",
+                      ConvergenceWarning, stacklevel=3)
+    return pd.DataFrame(rows, columns=names)
+
+
+def bootstrap(fit, parm=None, level: float = 0.95, nsim: int = 200, seed=None) -> pd.DataFrame:
+    """Percentile intervals from :func:`bootstrap_estimates` (lme4's ``confint(method = "boot")``)."""
+    names = _select(fit, parm)
+    estimates = bootstrap_estimates(fit, nsim, seed)[names]
+    tail = (1 - level) / 2
+    rows = {name: tuple(np.quantile(estimates[name], [tail, 1 - tail])) for name in names}
+    return _interval_table(rows, level)
+
+
+def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int = 200, seed=None) -> pd.DataFrame:
+    """Confidence intervals for the fixed effects and the random-effect SDs and correlations.
+
+    Parameters
+    ----------
+    fit : GlmmFit
+    parm : None, ``"beta_"``, ``"theta_"``, a name or a list of names (``"genO75"``,
+        ``"Std.Dev.(Intercept)|plate"``), as glmmTMB's ``confint``
+    level : float
+    method : ``"wald"``, ``"profile"`` or ``"boot"`` (see the module's description)
+    nsim, seed : the number of bootstrap refits and their seed (``"boot"`` only)
+
+    Returns
+    -------
+    DataFrame with the columns ``"2.5 %"`` and ``"97.5 %"`` (for level 0.95), and for ``wald`` also
+    ``"Estimate"``, one row per parameter named as glmmTMB names them.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1; got {level!r}")
+    if method == "wald":
+        return wald(fit, level).loc[_select(fit, parm)]
+    if method == "profile":
+        return profile(fit, parm, level)
+    if method == "boot":
+        return bootstrap(fit, parm, level, nsim, seed)
+    raise ValueError(f"method must be 'wald', 'profile' or 'boot'; got {method!r}")
