@@ -89,10 +89,16 @@ def adjust(t, df, method: str, n_means: float | None = None, corr: np.ndarray | 
 
     Parameters
     ----------
-    t : array of t ratios; df : their degrees of freedom (``np.inf`` for z tests)
-    method : one of :data:`METHODS`
-    n_means : the number of means compared (``tukey``)
-    corr : the correlation matrix of the estimates (``mvt``)
+    t : array
+        The t ratios.
+    df : float
+        Their degrees of freedom (``np.inf`` for z tests).
+    method : str
+        One of :data:`METHODS`.
+    n_means : float, optional
+        The number of means compared (``tukey``).
+    corr : array, optional
+        The correlation matrix of the estimates (``mvt``).
     """
     t = np.asarray(t, float)
     m = len(t)

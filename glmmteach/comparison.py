@@ -70,8 +70,10 @@ def anova(*fits, names: list[str] | None = None) -> AnovaTable:
 
     Parameters
     ----------
-    *fits : two or more GlmmFit, fitted to the same data (the same observations of the same response)
-    names : labels of the rows, default ``"Model 1"``, ``"Model 2"``, ... in the order given
+    *fits : GlmmFit
+        Two or more fits to the same data (the same observations of the same response).
+    names : list of str, optional
+        Labels of the rows, by default ``"Model 1"``, ``"Model 2"``, ... in the order given.
 
     Returns
     -------

@@ -263,11 +263,14 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int
     Parameters
     ----------
     fit : GlmmFit
-    parm : None, ``"beta_"``, ``"theta_"``, a name or a list of names (``"genO75"``,
-        ``"Std.Dev.(Intercept)|plate"``), as glmmTMB's ``confint``
+    parm : str or list of str, optional
+        None (all), ``"beta_"`` (the fixed effects), ``"theta_"`` (the SDs and correlations), a name or a
+        list of names (``"genO75"``, ``"Std.Dev.(Intercept)|plate"``), as glmmTMB's ``confint``.
     level : float
-    method : ``"wald"``, ``"profile"`` or ``"boot"`` (see the module's description)
-    nsim, seed : the number of bootstrap refits and their seed (``"boot"`` only)
+    method : str
+        ``"wald"``, ``"profile"`` or ``"boot"`` (see the module's description).
+    nsim, seed : int
+        The number of bootstrap refits and their seed (``"boot"`` only).
 
     Returns
     -------

@@ -238,6 +238,9 @@ def _parse_specs(specs, by) -> tuple[list[str], list[str]]:
 def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", level: float = 0.95) -> EmmGrid:
     """Estimated marginal means, as R's ``emmeans(fit, specs, by = by, at = at, type = type)``.
 
+    Each mean averages the reference grid (:func:`reference_grid`) over the factors not named, with
+    equal weights.
+
     Parameters
     ----------
     fit : GlmmFit
@@ -249,13 +252,14 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lev
     at : dict, optional
         Restrict the grid: ``{"day_f": "901"}`` (a level as text or as its value), or covariate values.
     type : ``"link"`` or ``"response"``
-        The scale of the estimates: ``"response"`` back-transforms estimates and limits,
+        The scale of the estimates: ``"response"`` back-transforms estimates and limits to
         :math:`g^{-1}(\\ell\\hat\\beta)`, with delta-method SEs.
     level : float
         Confidence level of the intervals, :math:`\\ell\\hat\\beta \\pm t_{1-\\alpha/2,\\nu}\\,\\mathrm{SE}`.
 
-    Each mean averages the reference grid (:func:`reference_grid`) over the factors not named, with
-    equal weights.
+    Returns
+    -------
+    EmmGrid
     """
     if type not in ("link", "response"):
         raise ValueError(f"type must be 'link' or 'response'; got {type!r}")
@@ -407,10 +411,16 @@ class Contrasts(_LinearFunctions):
 def contrast(emm: EmmGrid, method="pairwise", ref=0, adjust: str | None = None) -> Contrasts:
     """Contrasts of marginal means within each ``by`` group, as R's ``contrast(emm, method, ...)``.
 
+    On the response scale of a log (logit) link the contrasts print as ratios (odds ratios)
+    :math:`\\exp(c^\\top L\\hat\\beta)`, with SE :math:`\\exp(\\cdot)\\,\\mathrm{SE}`; their tests are on the link
+    scale.
+
     Parameters
     ----------
-    emm : EmmGrid (from :func:`emmeans`)
-    method : ``"pairwise"`` (all :math:`\\mu_i - \\mu_j`, i < j), ``"revpairwise"`` (:math:`\\mu_j - \\mu_i`),
+    emm : EmmGrid
+        Marginal means from :func:`emmeans`.
+    method : str or dict
+        ``"pairwise"`` (all :math:`\\mu_i - \\mu_j`, i < j), ``"revpairwise"`` (:math:`\\mu_j - \\mu_i`),
         ``"trt.vs.ctrl"`` (each against ``ref``), ``"consec"`` (:math:`\\mu_{i+1} - \\mu_i`), or a dict of
         weights ``{"1 vs 2": [1, -1, 0, 0]}``.
     ref : int or str
@@ -419,10 +429,6 @@ def contrast(emm: EmmGrid, method="pairwise", ref=0, adjust: str | None = None) 
         P-value adjustment (:mod:`glmmteach.adjust`): ``"tukey"``, ``"dunnettx"``, ``"mvt"``, ``"sidak"``,
         ``"bonferroni"``, ``"holm"``, ``"none"``. By default emmeans' choice for the method: tukey for
         pairs, dunnettx for trt.vs.ctrl, mvt for consec, none for custom weights.
-
-    On the response scale of a log (logit) link the contrasts print as ratios (odds ratios)
-    :math:`\\exp(c^\\top L\\hat\\beta)`, with SE :math:`\\exp(\\cdot)\\,\\mathrm{SE}`; their tests are on the link
-    scale.
     """
     if not isinstance(emm, EmmGrid):
         raise TypeError(f"contrast() needs the result of gt.emmeans(...); got {type(emm).__name__}")
