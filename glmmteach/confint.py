@@ -29,32 +29,25 @@ from .fit import ConvergenceWarning
 
 # ---- the variance parameters as glmmTMB reports them ---------------------------------------------
 def variance_parameters(fit) -> list[tuple[str, str, int, int]]:
-    """One entry per SD and correlation: (glmmTMB's row name, kind, term index, row or column)."""
+    """One entry per SD and correlation: (glmmTMB's row name, kind, term index, row or column). Correlations
+    only for unstructured terms (``(1 + x | g)``): a ``diag`` term has none to estimate."""
     out = []
     for t, term in enumerate(fit.design.terms):
         for j, name in enumerate(term.names):
             out.append((f"Std.Dev.{name}|{term.group}", "sd", t, j))
+        if term.structure.name != "us":
+            continue
         for j in range(1, term.k):
             for i in range(j):
                 out.append((f"Cor.{term.names[j]}.{term.names[i]}|{term.group}", "cor", t, j * term.k + i))
     return out
 
 
-def _template(design, theta: np.ndarray, t: int) -> np.ndarray:
-    """The lower-triangular T of term t, :math:`\\Sigma_t = TT^\\top`."""
-    start = sum(term.n_theta for term in design.terms[:t])
-    term = design.terms[t]
-    T = np.zeros((term.k, term.k))
-    for i, (r, c) in enumerate(term.lower_triangle()):
-        T[r, c] = theta[start + i]
-    return T
-
-
 def _sd_and_corr(fit, theta: np.ndarray) -> np.ndarray:
     """The SDs and correlations of :func:`variance_parameters` at ``theta``."""
-    values = []
+    values, templates = [], fit.design.templates(theta)
     for _, kind, t, index in variance_parameters(fit):
-        T = _template(fit.design, theta, t)
+        T = templates[t]
         sd = np.sqrt(np.sum(T ** 2, axis=1))
         if kind == "sd":
             values.append(sd[index])
@@ -197,17 +190,23 @@ def profile(fit, parm=None, level: float = 0.95) -> pd.DataFrame:
 
 
 def _outer_index(fit, name: str) -> int:
-    """The position in the outer parameters of a fixed effect, or of an SD that is a theta entry itself."""
+    """The position in the outer parameters of a fixed effect, or of an SD that is one entry of theta itself
+    (the only entry in its row of T, on the diagonal: a scalar term, the first column of a ``us`` term, every
+    column of a ``diag`` term)."""
     x_names = list(fit.fixef.index)
     if name in x_names:
         return x_names.index(name)
-    p = len(x_names)
-    for row, kind, t, index in variance_parameters(fit):
-        if row == name and kind == "sd" and index == 0:
-            return p + sum(term.n_theta for term in fit.design.terms[:t])
+    design, p = fit.design, len(x_names)
+    for row, kind, t, r in variance_parameters(fit):
+        structure = design.terms[t].structure
+        rows, cols = structure.pattern
+        entries = np.flatnonzero(rows == r)
+        if row == name and kind == "sd" and structure.linear and len(entries) == 1 and cols[entries[0]] == r:
+            return p + design.theta_slices()[t].start + int(entries[0])
     raise ValueError(f"no profile interval for {name!r}: profiles are available for the fixed effects and for "
-                     "the SD of a scalar random effect (or the first SD of a vector one); use method='wald' "
-                     "or 'boot' for the other SDs and the correlations")
+                     "the SDs that are one parameter of the fit (a scalar random effect, the first SD of a "
+                     "correlated term, each SD of a diag term); use method='wald' or 'boot' for the other "
+                     "SDs and the correlations")
 
 
 def _select(fit, parm) -> list[str]:
