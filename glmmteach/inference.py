@@ -202,7 +202,7 @@ class EmmGrid(_LinearFunctions):
         joined by spaces, a numeric-looking level prefixed by its factor's name ("vaccine1")."""
         parts = []
         for name in self.specs:
-            values = self.labels[name].astype(str)
+            values = pd.Series(_as_text(self.labels[name]))
             numeric = pd.to_numeric(values, errors="coerce").notna().all()
             parts.append(name + values if numeric else values)
         labels = parts[0]
@@ -221,6 +221,12 @@ class EmmGrid(_LinearFunctions):
         """The estimates with their confidence intervals, one panel row per ``by`` group."""
         from .plotting import plot_emmeans
         return plot_emmeans(self, ax=ax)
+
+
+def _as_text(values) -> list[str]:
+    """Values as R's ``as.character`` writes them: a number with up to 15 significant digits, no trailing
+    ".0" (1.0 is "1", -0.5 is "-0.5")."""
+    return [f"{v:.15g}" if isinstance(v, (float, np.floating)) else str(v) for v in values]
 
 
 def _parse_specs(specs, by) -> tuple[list[str], list[str]]:
@@ -277,7 +283,8 @@ def emmeans(fit, specs, by=None, at: dict | None = None, type: str = "link", lev
     combos = list(itertools.product(*(list(dict.fromkeys(grid[n])) for n in reversed(keep))))
     labels = pd.DataFrame([dict(zip(reversed(keep), c)) for c in combos])[keep]
     for name in keep:                   # factors as categoricals (emmeans' summary holds R factors)
-        labels[name] = pd.Categorical(labels[name], categories=list(dict.fromkeys(labels[name])))
+        if name in fit.design.factor_levels:
+            labels[name] = pd.Categorical(labels[name], categories=list(dict.fromkeys(labels[name])))
     L, o = [], []
     for _, row in labels.iterrows():
         rows = keys == "\r".join(str(row[n]) for n in keep)
@@ -346,18 +353,23 @@ class Contrasts(_LinearFunctions):
     """Contrasts of marginal means (emmeans' contrast results): ``print`` them or read ``.table``."""
 
     def __init__(self, emm: EmmGrid, labels, L, offset, adjust: str, pairs: bool, n_means: int,
-                 is_contrast: bool, notes: list[str]):
+                 is_contrast: bool):
         super().__init__(emm.fit, labels, L, offset, emm.by, emm.level)
         self.emm, self.pairs_family, self.n_means = emm, pairs, n_means
-        self.is_contrast, self._notes = is_contrast, notes
-        self.adjust = adjust
+        self.is_contrast, self.adjust = is_contrast, adjust
+
+    @property
+    def on_log_scale(self) -> bool:
+        """Contrasts of log means (log odds) are log ratios (log odds ratios): emmeans keeps their
+        transformation. Other links, and weights that do not sum to zero, leave them on the link scale."""
+        return self.is_contrast and self.emm.link.name in ("log", "logit")
 
     @property
     def ratio_name(self) -> str | None:
         """``ratio`` (log link) or ``odds.ratio`` (logit) when the contrasts are shown back-transformed."""
-        if not (self.emm.back_transformed and self.is_contrast):
+        if not (self.emm.back_transformed and self.on_log_scale):
             return None
-        return {"log": "ratio", "logit": "odds.ratio"}.get(self.emm.link.name)
+        return {"log": "ratio", "logit": "odds.ratio"}[self.emm.link.name]
 
     @property
     def estimate_name(self) -> str:
@@ -392,10 +404,11 @@ class Contrasts(_LinearFunctions):
         return self.n_means, len(self.by_groups()[0])
 
     def notes(self) -> list[str]:
-        notes = list(self._notes)
-        link = self.emm.link.name
-        if not self.emm.back_transformed and link != "identity":
-            scale = "log odds ratio" if link == "logit" and self.is_contrast else link
+        notes, link = [], self.emm.link.name
+        if link != "identity" and not self.on_log_scale:
+            notes.append(f"Note: contrasts are still on the {link} scale")
+        elif link != "identity" and not self.emm.back_transformed:
+            scale = "log odds ratio" if link == "logit" else link
             notes.append(f"Results are given on the {scale} (not the response) scale.")
         n_means, n_tests = self.family_sizes()
         if self.adjust == "tukey" and n_means >= 3:
@@ -438,15 +451,12 @@ def contrast(emm: EmmGrid, method="pairwise", ref=0, adjust: str | None = None) 
     adjust = default if adjust is None else adjust
     if adjust not in adjustments.METHODS:
         raise ValueError(f"adjust must be one of {', '.join(map(repr, adjustments.METHODS))}; got {adjust!r}")
-    notes = []
     if adjust == "tukey" and not pairs:
         warnings.warn('adjust = "tukey" was changed to "sidak" because "tukey" is only appropriate for one '
                       'set of pairwise comparisons (as emmeans does)', UserWarning, stacklevel=2)
         adjust = "sidak"
     C = np.array(list(weights.values()))
     is_contrast = bool(np.all(np.abs(C.sum(axis=1)) <= 1e-6 * (1e-6 + np.abs(C).max(axis=1))))
-    if emm.back_transformed and not is_contrast and emm.link.name in ("log", "logit"):
-        notes.append(f"Note: contrasts are still on the {emm.link.name} scale")
     rows, L, offset = [], [], []
     for group in groups:
         for name, c in weights.items():
@@ -456,8 +466,7 @@ def contrast(emm: EmmGrid, method="pairwise", ref=0, adjust: str | None = None) 
     labels = pd.DataFrame(rows)
     for name in labels.columns:
         labels[name] = pd.Categorical(labels[name], categories=list(dict.fromkeys(labels[name])))
-    return Contrasts(emm, labels, np.array(L), np.array(offset), adjust, pairs,
-                     len(levels), is_contrast, notes)
+    return Contrasts(emm, labels, np.array(L), np.array(offset), adjust, pairs, len(levels), is_contrast)
 
 
 # ---- joint tests ---------------------------------------------------------------------------------
@@ -497,7 +506,7 @@ def joint_tests(fit) -> JointTests:
         r = np.linalg.matrix_rank(L @ V @ L.T)
         estimate = L @ beta
         F = float(estimate @ np.linalg.pinv(L @ V @ L.T) @ estimate) / r
-        rows.append({"model term": _r_term(term), "df1": r, "df2": float(fit.df_resid), "F.ratio": F,
+        rows.append({"model term": ":".join(names), "df1": r, "df2": float(fit.df_resid), "F.ratio": F,
                      "p.value": stats.f.sf(F, r, fit.df_resid)})
     return JointTests(pd.DataFrame(rows))
 
@@ -516,11 +525,6 @@ def _term_contrasts(grid: pd.DataFrame, X: np.ndarray, names: list[str]) -> np.n
             match &= (grid[name] == value).to_numpy()
         means.append(X[match].mean(axis=0))
     return C @ np.array(means)
-
-
-def _r_term(term) -> str:
-    from .formula import r_name
-    return ":".join(r_name(str(f.expr)) for f in term.factors)
 
 
 # ---- printing as emmeans does --------------------------------------------------------------------

@@ -220,3 +220,42 @@ def test_plot_draws_one_panel_per_by_group(crowder):
     assert len(fig.axes) == 2
     line = fig.axes[0].lines[0]
     np.testing.assert_allclose(np.asarray(line.get_xdata(), float), emm.table.prob[:2])
+
+
+# ---- a covariate, an offset, the inverse link -------------------------------------------------------
+@pytest.fixture(scope="module")
+def turnip():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gt.glmm("yield ~ gen * date + log(density) + (1 | block)", gt.datasets.load("mcconway_turnip"),
+                       family="Gamma")
+
+
+def test_inverse_link_with_a_covariate_at_its_mean(turnip):
+    ref = REFERENCE["turnip"]
+    emm = gt.emmeans(turnip, "gen", by="date", type="response")
+    assert_matches(emm.table, ref["emmeans_response"])
+    pairs = emm.pairs()                   # contrasts of inverse means stay on the inverse scale
+    assert_matches(pairs.table, ref["pairs"])
+    assert str(pairs).split("\n") == ref["pairs"]["lines"]
+    assert str(emm).split("\n") == ref["emmeans_response"]["lines"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at_density = gt.emmeans(turnip, "density", at={"density": [1, 8]}, type="response")
+    assert_matches(at_density.table, ref["emmeans_density"])
+    assert str(at_density).split("\n") == ref["emmeans_density"]["lines"]
+    assert_matches(gt.joint_tests(turnip).table, ref["joint_tests"])
+
+
+def test_poisson_rates_with_an_offset_at_covariate_values():
+    ref = REFERENCE["poisson_offset"]
+    data = pd.read_csv(Path(__file__).parent.parent / ref["data_file"])
+    fit = gt.glmm(ref["formula"], data, family="poisson")
+    emm = gt.emmeans(fit, "x", at={"x": [-1, 0, 1]}, type="response")
+    assert emm.estimate_name == "rate"
+    assert_matches(emm.table, ref["emmeans_response"])
+    assert str(emm).split("\n") == ref["emmeans_response"]["lines"]
+    assert_matches(gt.contrast(emm, "consec").table, ref["consec"])
+    link_pairs = gt.emmeans(fit, "x", at={"x": [-1, 0, 1]}).pairs()
+    assert_matches(link_pairs.table, ref["pairs_link"])
+    assert str(link_pairs).split("\n") == ref["pairs_link"]["lines"]

@@ -71,6 +71,23 @@ out$crowder <- list(formula = "cbind(germ, n - germ) ~ gen * extract + (1 | plat
                     pairs_cells = table_of(pairs(emmeans(crowder, ~ gen * extract, type = "response"))),
                     joint_tests = table_of(joint_tests(crowder)))
 
+# ---- a covariate and the inverse link (turnip yields, Gamma); a covariate and an offset (Poisson) ----
+turnip <- read.csv("datasets/mcconway_turnip.csv", stringsAsFactors = TRUE)
+tm <- suppressWarnings(glmmTMB(yield ~ gen * date + log(density) + (1 | block), family = Gamma, data = turnip))
+et <- emmeans(tm, ~ gen | date, type = "response")   # density at its mean: log(mean density) in the grid
+out$turnip <- list(formula = "yield ~ gen * date + log(density) + (1 | block)", family = "Gamma",
+                   link = "inverse", REML = FALSE, df_resid = df.residual(tm),
+                   emmeans_response = table_of(et), pairs = table_of(pairs(et)),
+                   emmeans_density = table_of(emmeans(tm, ~ density, at = list(density = c(1, 8)), type = "response")),
+                   joint_tests = table_of(joint_tests(tm)))
+po <- read.csv("tests/reference/data/poisson_offset.csv"); po$g <- factor(po$g)
+pm <- glmmTMB(y ~ x + offset(log(t)) + (1 | g), family = poisson, data = po)
+ep <- emmeans(pm, ~ x, at = list(x = c(-1, 0, 1)), type = "response")   # the offset at log(mean t)
+out$poisson_offset <- list(formula = "y ~ x + offset(log(t)) + (1 | g)", family = "poisson", link = "log",
+                           REML = FALSE, df_resid = df.residual(pm), data_file = "tests/reference/data/poisson_offset.csv",
+                           emmeans_response = table_of(ep), consec = table_of(contrast(ep, "consec")),
+                           pairs_link = table_of(pairs(emmeans(pm, ~ x, at = list(x = c(-1, 0, 1))))))
+
 # ---- confint: Wald (both fits) and profile (ML fits; glmmTMB 1.1.5 does not profile REML fits) ----
 ci_list <- function(ci) list(rows = I(rownames(ci)), lower = unname(ci[, 1]), upper = unname(ci[, 2]),
                              estimate = if (ncol(ci) > 2) unname(ci[, 3]) else NULL)
