@@ -22,6 +22,7 @@ nor any n x q matrix is formed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,6 +90,17 @@ class Layout:
     def q(self) -> int:
         return len(self.position)
 
+    @cached_property
+    def slot_columns(self) -> np.ndarray:
+        """``columns`` slot by slot (r x n, each row contiguous), for gathers and bincounts."""
+        return np.ascontiguousarray(self.columns.T)
+
+    @cached_property
+    def slot_ranges(self) -> list[tuple[int, int]]:
+        """For each slot, the first column and the number of columns of its term."""
+        starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        return [(int(starts[t]), int(self.sizes[t])) for t in range(len(self.widths)) for _ in range(self.widths[t])]
+
     @property
     def k1(self) -> int:
         return self.widths[self.first]
@@ -144,17 +156,27 @@ class TermsM:
     def columns(self) -> np.ndarray:
         return self.layout.columns[:, self.slots]
 
+    @cached_property
+    def by_slot(self) -> np.ndarray:
+        """``m`` slot by slot (width x n, each row contiguous)."""
+        return np.ascontiguousarray(self.m.T)
+
     def __matmul__(self, b: np.ndarray) -> np.ndarray:
         """:math:`(Mb)_i = \\sum_p m_{ip}\\, b_{c_{ip}}` (b a vector or a q x s matrix)."""
-        columns = self.columns
+        columns = self.layout.slot_columns[self.slots]
         Mb = 0.0
-        for p in range(self.m.shape[1]):
-            Mb = Mb + (self.m[:, p] if b.ndim == 1 else self.m[:, p, None]) * b[columns[:, p]]
+        for m_p, c_p in zip(self.by_slot, columns):
+            Mb = Mb + (m_p if b.ndim == 1 else m_p[:, None]) * b[c_p]
         return Mb
 
     def t_dot(self, r: np.ndarray) -> np.ndarray:
-        """:math:`M^\\top r`: column c collects :math:`m_{ip} r_i` over the rows whose slot p uses it."""
-        return np.bincount(self.columns.ravel(), (self.m * r[:, None]).ravel(), minlength=self.q)
+        """:math:`M^\\top r`: column c collects :math:`m_{ip} r_i` over the rows whose slot p uses it (one
+        bincount per slot, over its term's columns)."""
+        out = np.zeros(self.q)
+        ranges = self.layout.slot_ranges[self.slots]
+        for m_p, c_p, (start, size) in zip(self.by_slot, self.layout.slot_columns[self.slots], ranges):
+            out[start:start + size] += np.bincount(c_p - start, m_p * r, minlength=size)
+        return out
 
     def weighted_cross(self, D: np.ndarray, X: np.ndarray) -> np.ndarray:
         """:math:`M^\\top D X` (q x p), one column of X at a time."""
@@ -185,16 +207,17 @@ class SchurA:
         layout, k1 = M.layout, M.layout.k1
         one = layout.slots(layout.first)
         group = (layout.columns[:, one.start] - layout.block1.start) // k1
-        A11 = block_factor(_diagonal_blocks(group, M.m[:, one], D, layout.sizes[layout.first] // k1)
+        A11 = block_factor(_diagonal_blocks(group, M.by_slot[one], D, layout.sizes[layout.first] // k1)
                            + np.eye(k1))
-        contributions = np.stack([D * M.m[:, p] * M.m[:, r] for p, r in layout.cross_pairs])
+        m = M.by_slot
+        contributions = np.stack([D * m[p] * m[r] for p, r in layout.cross_pairs])
         A21_data = np.bincount(layout.where.ravel(), contributions.ravel(), minlength=len(layout.indices))
         shape = (len(layout.rest), layout.sizes[layout.first])
         A21 = sp.csr_matrix((A21_data, layout.indices, layout.indptr), shape=shape)
         R = sp.csr_matrix((_times_inverse_blocks(A21_data, layout, A11.inverse), layout.indices, layout.indptr),
                           shape=shape)
         q2 = len(layout.rest)
-        values = np.concatenate([D * M.m[:, p] * M.m[:, r] for p, r in layout.rest_pairs])
+        values = np.concatenate([D * m[p] * m[r] for p, r in layout.rest_pairs])
         A22 = np.bincount(layout.rest_index, values, minlength=q2 * q2).reshape(q2, q2) + np.eye(q2)
         S_chol = cho_factor(A22 - (R @ A21.T).toarray(), lower=True, check_finite=False)
         logdet = A11.logdet + 2.0 * float(np.sum(np.log(np.diag(S_chol[0]))))
@@ -214,23 +237,24 @@ class SchurA:
 
     def leverage(self, M: TermsM) -> np.ndarray:
         """:math:`h_i = m_i^\\top A^{-1} m_i = \\sum_{p,r} m_{ip} E_{ipr} m_{ir}`, over the pairs of slots."""
-        return self._quadratic_form(M.m, M)
+        return self._quadratic_form(M.by_slot, M)
 
     def trace(self, M: TermsM, D: np.ndarray, Mk: TermsM) -> float:
         """:math:`\\mathrm{tr}(A^{-1}M^\\top D M_k) = \\sum_i D_i\\, m_i^\\top A^{-1} (m_k)_i`."""
-        return float(D @ self._quadratic_form(M.m, Mk))
+        return float(D @ self._quadratic_form(M.by_slot, Mk))
 
     def _quadratic_form(self, m: np.ndarray, other: TermsM) -> np.ndarray:
-        """:math:`\\sum_p \\sum_{r \\in \\text{other's slots}} m_{ip} E_{ipr} (m_{other})_{ir}` for each row i."""
+        """:math:`\\sum_p \\sum_{r \\in \\text{other's slots}} m_{ip} E_{pri} (m_{other})_{ir}` for each row i
+        (m slot by slot)."""
         E = self._pairs()
-        out = np.zeros(len(m))
-        for r, column in zip(range(other.slots.start, other.slots.stop), other.m.T):
-            for p in range(m.shape[1]):
-                out += m[:, p] * E[:, p, r] * column
+        out = np.zeros(m.shape[1])
+        for r, column in zip(range(other.slots.start, other.slots.stop), other.by_slot):
+            for p in range(len(m)):
+                out += m[p] * E[p, r] * column
         return out
 
     def _pairs(self) -> np.ndarray:
-        """:math:`E_{ipr} = [A^{-1}]_{c_{ip} c_{ir}}` for the columns :math:`c_{ip}` that row i uses (n x r x r),
+        """:math:`E_{pri} = [A^{-1}]_{c_{ip} c_{ir}}` for the columns :math:`c_{ip}` that row i uses (r x r x n),
         from the blocks of :math:`A^{-1}`: :math:`S^{-1}`; :math:`-S^{-1}R` at the non-zeros of R, where
         row i's entries of block 2 and term 1 meet; and the diagonal blocks of
         :math:`A_{11}^{-1} + R^\\top S^{-1} R` (a selected inverse)."""
@@ -247,18 +271,18 @@ class SchurA:
     def _entries(self, S_inv: np.ndarray, SR: np.ndarray, inverse11: np.ndarray) -> np.ndarray:
         """Place the three kinds of entries of :math:`A^{-1}` in each row's slot pairs."""
         layout = self.layout
-        columns, position, k1 = layout.columns, layout.position, layout.k1
-        E = np.empty(columns.shape + columns.shape[1:])
+        columns, position, k1 = layout.slot_columns, layout.position, layout.k1
+        E = np.empty(columns.shape[:1] + columns.shape)
         one = layout.slots(layout.first)
-        group = (columns[:, one.start] - layout.block1.start) // k1
+        group = (columns[one.start] - layout.block1.start) // k1
         for j in range(k1):
             for l in range(k1):
-                E[:, one.start + j, one.start + l] = inverse11[group, j, l]
+                E[one.start + j, one.start + l] = inverse11[group, j, l]
         for (p, r), where in zip(layout.cross_pairs, layout.where):
-            E[:, p, r] = E[:, r, p] = -SR[where]
+            E[p, r] = E[r, p] = -SR[where]
         for p, r in layout.rest_pairs:
-            a, b = position[columns[:, p]], position[columns[:, r]]
-            E[:, p, r] = S_inv[np.maximum(a, b), np.minimum(a, b)]
+            a, b = position[columns[p]], position[columns[r]]
+            E[p, r] = S_inv[np.maximum(a, b), np.minimum(a, b)]
         return E
 
 
@@ -292,12 +316,12 @@ def _block_diagonal_of_product(R: np.ndarray, SR: np.ndarray, layout: Layout) ->
 
 
 def _diagonal_blocks(group: np.ndarray, m: np.ndarray, D: np.ndarray, n_groups: int) -> np.ndarray:
-    """:math:`\\sum_{i: g_i = g} D_i m_i m_i^\\top` for each group g, (G, k, k)."""
-    k = m.shape[1]
+    """:math:`\\sum_{i: g_i = g} D_i m_i m_i^\\top` for each group g, (G, k, k); m slot by slot (k x n)."""
+    k = len(m)
     blocks = np.empty((n_groups, k, k))
     for j in range(k):
         for l in range(j + 1):
-            blocks[:, j, l] = blocks[:, l, j] = np.bincount(group, D * m[:, j] * m[:, l], minlength=n_groups)
+            blocks[:, j, l] = blocks[:, l, j] = np.bincount(group, D * m[j] * m[l], minlength=n_groups)
     return blocks
 
 

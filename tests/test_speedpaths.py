@@ -241,7 +241,7 @@ def test_blocked_factor_solves_and_inverts_like_the_dense_matrix():
     E = factor._pairs()
     for p in range(columns.shape[1]):
         for r in range(columns.shape[1]):
-            np.testing.assert_allclose(E[:, p, r], A_inv[columns[:, p], columns[:, r]], atol=1e-12)
+            np.testing.assert_allclose(E[p, r], A_inv[columns[:, p], columns[:, r]], atol=1e-12)
     b, r = rng.normal(size=design.q), rng.normal(size=design.nobs)
     np.testing.assert_allclose(M @ b, general @ b, atol=1e-12)
     np.testing.assert_allclose(M.t_dot(r), general.T @ r, atol=1e-12)

@@ -1,0 +1,181 @@
+"""Scale: large crossed and nested designs, a GLM, and how fit time grows with the data, against R.
+
+Usage, from the project root (R with lme4, glmmTMB, mlmRev and jsonlite; Debian: r-base-core r-cran-lme4
+r-cran-glmmtmb r-cran-mlmrev r-cran-jsonlite)::
+
+    .venv/bin/python benchmarks/scale.py            # every row, R and Python in the same run
+    .venv/bin/python benchmarks/scale.py --rows chem97 fish_gamma_glm
+
+Every fit runs in a process of its own (``Rscript benchmarks/r_scale.R ROW ENGINE``, and this script with
+``--one ROW``), R's and Python's one after the other for each row, so that both meet the same load and each
+process's peak memory (VmHWM) is that fit's. Times are in-process, with the data already read; the small
+GLM row is the median of 21 fits, the others of one. The tables go into benchmarks/README.md between the
+markers, the cost-growth figure into benchmarks/scaling.svg.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "benchmarks"
+DATA = HERE / "data"
+GROWTH = [1_000, 10_000, 100_000, 1_000_000]
+
+#: row -> (formula, family, link, REML, R engines, runs)
+ROWS = {
+    "insteval_gaussian": ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", "gaussian", "identity", True,
+                          ["lmer", "glmmTMB"], 1),
+    "insteval_binary": ("good ~ service + (1 | s) + (1 | d)", "binomial", "logit", False, ["glmer", "glmmTMB"], 1),
+    "chem97": ("score ~ 1 + (1 | lea/school)", "gaussian", "identity", True, ["lmer", "glmmTMB"], 3),
+    "fish_gamma_glm": ("wt ~ vaccine * day_f", "Gamma", "log", False, ["glm", "glmmTMB"], 21),
+    **{f"growth_{n}": ("y ~ x + (1 | g)", "binomial", "logit", False, ["glmer", "glmmTMB"], 1) for n in GROWTH},
+}
+
+
+def load(row: str) -> pd.DataFrame:
+    """The row's data, read as r_scale.R reads it (grouping columns as text)."""
+    if row.startswith("insteval"):
+        d = pd.read_csv(DATA / "insteval.csv.gz", dtype={"s": str, "d": str, "dept": str, "service": str})
+        return d.assign(good=(d.y > 3).astype(int))
+    if row == "chem97":
+        return pd.read_csv(DATA / "chem97.csv.gz", dtype={"lea": str, "school": str})
+    if row == "fish_gamma_glm":
+        d = pd.read_csv(ROOT / "datasets" / "fish_vaccines.csv")
+        return d.assign(vaccine=pd.Categorical(d.vaccine), day_f=pd.Categorical(d.day))
+    return pd.read_csv(DATA / f"{row}.csv.gz", dtype={"g": str})
+
+
+def one(row: str) -> dict:
+    """Fit one row in this process; the median time of its runs, the fit's numbers and the peak memory."""
+    import glmmteach as gt
+    formula, family, link, reml, _, runs = ROWS[row]
+    data, seconds = load(row), []
+    for _ in range(runs):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = gt.glmm(formula, data, family=gt.families.get(family).__class__(link=link), reml=reml)
+        seconds.append(time.perf_counter() - start)
+    sd = dict(zip(fit.varcorr.group, fit.varcorr.sd)) if len(fit.varcorr) else {}
+    return {"row": row, "engine": "glmmteach", "seconds": float(np.median(seconds)), "runs": runs,
+            "logLik": fit.loglik, "fixef": fit.fixef.to_dict(), "se": fit.se.to_dict(), "sd": sd,
+            "sigma": fit.sigma, "converged": fit.converged, "peak_mb": peak_mb()}
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(command: list[str]) -> dict:
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(rows: list[str]) -> list[dict]:
+    results = []
+    for row in rows:
+        for engine in ROWS[row][4]:
+            results.append(run(["Rscript", "benchmarks/r_scale.R", row, engine, str(ROWS[row][5])]))
+            print(json.dumps({k: results[-1][k] for k in ("row", "engine", "seconds", "logLik", "peak_mb")}))
+        results.append(run([sys.executable, str(HERE / "scale.py"), "--one", row]))
+        print(json.dumps({k: results[-1][k] for k in ("row", "engine", "seconds", "logLik", "peak_mb")}))
+    return results
+
+
+def table(results: list[dict]) -> pd.DataFrame:
+    out = []
+    for row in dict.fromkeys(r["row"] for r in results):
+        fits = {r["engine"]: r for r in results if r["row"] == row}
+        ours = fits.pop("glmmteach")
+        best = min(fits.values(), key=lambda r: r["seconds"])
+        formula, family, link, reml, _, runs = ROWS[row]
+        out.append({"row": row, "model": f"`{formula}`, {family}({link}), {'REML' if reml else 'ML'}",
+                    "glmmteach (s)": round(ours["seconds"], 3),
+                    **{f"{e} (s)": round(r["seconds"], 3) for e, r in fits.items()},
+                    "faster R / glmmteach": round(best["seconds"] / ours["seconds"], 2),
+                    "peak MB glmmteach": round(ours["peak_mb"]),
+                    **{f"peak MB {e}": round(r["peak_mb"]) for e, r in fits.items()},
+                    "logLik glmmteach − R": "; ".join(f"{e} {ours['logLik'] - r['logLik']:+.1e}"
+                                                      for e, r in fits.items()),
+                    "R warnings": "; ".join(w for r in fits.values() for w in r["warnings"])})
+    return pd.DataFrame(out)
+
+
+def figure(results: list[dict], path: Path) -> None:
+    """Fit time against rows, log-log, one line per engine, for the growth rows."""
+    import matplotlib
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+    growth = pd.DataFrame([r for r in results if r["row"].startswith("growth_")])
+    if growth.empty:
+        return
+    growth["rows"] = growth.row.str.replace("growth_", "").astype(int)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for engine, part in growth.groupby("engine"):
+        part = part.sort_values("rows")
+        ax.plot(part.rows, part.seconds, marker="o", label=engine)
+    ax.set(xscale="log", yscale="log", xlabel="rows (50 per group)", ylabel="fit time (s)",
+           title="Binary GLMM y ~ x + (1 | g): fit time against size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    cell = lambda v: "" if pd.isna(v) else str(v).replace("|", "\\|")
+    rows = [list(map(str, frame.columns))] + [[cell(v) for v in r] for r in frame.itertuples(index=False)]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows[:1] + [["---"] * len(rows[0])] + rows[1:])
+
+
+def write_readme(result: pd.DataFrame, load: tuple) -> None:
+    start, end = "<!-- scale table: written by benchmarks/scale.py -->", "<!-- end of scale table -->"
+    import glmmteach as gt
+    lines = [start, f"Made by `python benchmarks/scale.py` on {time.strftime('%Y-%m-%d')} (glmmteach "
+             f"{gt.__version__}; R engines in the same run, each fit in a process of its own; load average "
+             f"{load[0]} at the start and {load[1]} at the end, on 2 cores). Peak MB is the fitting process's "
+             "peak resident memory, data and libraries included.", "", markdown(result), "",
+             "Cost growth (the `growth_*` rows): ![fit time against rows](scaling.svg)", end]
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    if start in text:
+        text = text[:text.index(start)] + "\n".join(lines) + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + "\n".join(lines) + "\n"
+    readme.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one)))
+        return
+    subprocess.run(["Rscript", "benchmarks/r_scale.R", "export"], cwd=ROOT, check=True)
+    load_start = Path("/proc/loadavg").read_text().split()[0]
+    results = measure(args.rows)
+    load_end = Path("/proc/loadavg").read_text().split()[0]
+    (HERE / "scale_results.json").write_text(json.dumps(results, indent=1))
+    result = table(results)
+    print(result.to_string(index=False))
+    figure(results, HERE / "scaling.svg")
+    write_readme(result, (load_start, load_end))
+
+
+if __name__ == "__main__":
+    main()
