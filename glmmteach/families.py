@@ -102,6 +102,12 @@ class Family:
     def __str__(self):
         return f"{self.name}({self.link.name})"
 
+    @property
+    def quadratic(self) -> bool:
+        """Whether :math:`\\log p(y \\mid \\eta)` is quadratic in :math:`\\eta`, so that one Newton step reaches
+        the conditional modes exactly (the Gaussian with the identity link)."""
+        return False
+
     # --- checking the response -------------------------------------------------
     def check_response(self, y, n=None, name="y"):
         """Check that ``y`` lies in the family's support; return it as a float array.
@@ -223,6 +229,10 @@ class Gaussian(Family):
     def d2loglik_dmu2(self, y, mu, phi, n=1):
         """``-1 / phi^2``."""
         return np.broadcast_to(-1.0 / _as_float(phi) ** 2, np.broadcast(y, mu).shape).copy()
+
+    @property
+    def quadratic(self) -> bool:
+        return self.link.name == "identity"
 
     def variance(self, mu, phi=None):
         """R's ``gaussian()$variance``: ``V(mu) = 1``."""

@@ -468,7 +468,8 @@ def conditional_modes(problem: InnerProblem, v0: np.ndarray, tol: float = 1e-10,
     """Maximise f(v) by Newton's method with step-halving (penalised IRLS).
 
     Each iteration: :math:`v \\leftarrow v + t\\,H^{-1}\\nabla f(v)`, with t halved until f increases.
-    Stops when the increase of f is below ``tol`` (relative) and the step is tiny. The iterations
+    Stops when the increase of f is below ``tol`` (relative) and the step is tiny, or after one full
+    step when f is quadratic (a Gaussian response with the identity link: that step is exact). The iterations
     (number, f, step size t, largest change) are recorded in ``problem.iterations``.
     Returns v-hat and the response at v-hat.
     """
@@ -489,6 +490,8 @@ def conditional_modes(problem: InnerProblem, v0: np.ndarray, tol: float = 1e-10,
         v, response, f = candidate, new, f_new
         problem.iterations.append((iteration, f, t, float(np.max(np.abs(t * step), initial=0.0))))
         if abs(change) < tol * (1 + abs(f)) and np.max(np.abs(t * step), initial=0.0) < 1e-6:
+            break
+        if t == 1.0 and problem.design.family.quadratic:
             break
     return v, response
 
