@@ -357,7 +357,9 @@ class GlmmFit:
                 seed=None) -> pd.DataFrame:
         """Confidence intervals for the fixed effects and the random-effect SDs and correlations, as
         glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"``; see
-        :func:`glmmteach.confint.confint`."""
+        :func:`glmmteach.confint.confint`.
+
+        R: ``confint(m, method = "wald")`` (glmmTMB)."""
         from .confint import confint
         return confint(self, parm, level, method, nsim, seed)
 
