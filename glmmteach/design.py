@@ -449,7 +449,7 @@ def _response(expr: str, data: pd.DataFrame, family: families.Family, weights: n
     with ``weights`` gives y = p w, n = w (then the weights are the trials, not prior weights)."""
     cbind = _cbind_arguments(expr)
     if cbind is not None:
-        if family.name != "binomial":
+        if not family.trials:
             raise ValueError(f"the response {expr!r}: cbind(successes, failures) is for the binomial family, "
                              f"not {family.name}; choose family='binomial' or a single response column")
         successes, failures = (np.broadcast_to(np.asarray(_evaluate(e, data), float), (len(data),))
@@ -476,7 +476,7 @@ def _response(expr: str, data: pd.DataFrame, family: families.Family, weights: n
         row = int(np.argmax(~np.isfinite(y)))
         raise ValueError(f"the response {expr!r} is not finite in row {data.index[row]} (value {y[row]}); "
                          f"a transformation such as log() or sqrt() was given a value outside its domain")
-    if family.name == "binomial":
+    if family.trials:
         n = weights.copy()
         y = y * n
         family.check_response(np.round(y, 9), n, name=expr)

@@ -321,7 +321,7 @@ def simulate_residuals(fit, n: int = 250, seed: int | None = 123, conditional: b
     simulated = fit.simulate(n, seed=seed, conditional=conditional).to_numpy(float)
     observed = np.asarray(fit.design.y, float)
     fitted = np.asarray(fit.predict(type="response", re_form=None if conditional else "~0"), float)
-    expected = fitted * fit.design.n if fit.family.name == "binomial" else fitted
+    expected = fit.family.mean_of_y(fitted, fit.design.n)
     scaled = scaled_residuals(observed, simulated, _randomisation_rng(seed))
     if data is None:
         data = getattr(fit, "data", None)

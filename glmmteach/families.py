@@ -76,6 +76,13 @@ class Family:
     Subclasses implement ``loglik``, ``dloglik_dmu``, ``d2loglik_dmu2``, ``variance``
     (R's variance function ``V(mu)``), ``var_y`` (the full ``Var y``, with ``phi``),
     ``simulate``, ``start_mu``, ``unit_deviance`` and ``_support_rules``.
+
+    A family also declares what the rest of the library would otherwise ask its name about:
+    ``trials`` (a binomial-type response, successes out of ``n``: ``cbind()`` and proportions with
+    weights), :meth:`observed` (the response on the scale of ``mu``), :meth:`mean_of_y`,
+    :meth:`start_phi` and :meth:`eta_scale` (starting values), :meth:`dispersion_line` (how glmmTMB's
+    summary prints the dispersion) and ``residual_in_varcorr`` (whether the summary lists a residual
+    variance among the random effects).
     """
 
     link: Link | str | None = None
@@ -90,6 +97,12 @@ class Family:
     has_phi: ClassVar[bool] = True
     sigma_meaning: ClassVar[str] = ""
     integer_valued: ClassVar[bool] = False
+    #: y counts successes out of n trials (``cbind(s, f)``, or a proportion with the trials as weights)
+    trials: ClassVar[bool] = False
+    #: glmmTMB's "classic" dispersion (gaussian, Gamma): its summary prints sigma^2, else sigma itself
+    classic_dispersion: ClassVar[bool] = False
+    #: glmmTMB's summary lists the residual variance as a "Residual" row of the random effects
+    residual_in_varcorr: ClassVar[bool] = False
 
     def __post_init__(self):
         link = links.get(self.default_link if self.link is None else self.link)
@@ -149,6 +162,34 @@ class Family:
         return [(y < 0, "has negative counts", "counts must be 0, 1, 2, ..."),
                 (y != np.round(y), "has non-integer counts",
                  "counts must be whole numbers 0, 1, 2, ...")]
+
+    # --- what the rest of the library asks a family -------------------------------
+    def observed(self, y, n=1):
+        """The response on the scale of ``mu``: the proportion ``y / n`` for ``trials`` families, else ``y``."""
+        return _as_float(y) / _as_float(n) if self.trials else _as_float(y)
+
+    def mean_of_y(self, mu, n=1):
+        """``E y`` on the scale of ``y``: ``n mu`` for ``trials`` families (success counts), else ``mu``."""
+        return _as_float(mu) * _as_float(n) if self.trials else _as_float(mu)
+
+    def start_phi(self, y, weights):
+        """The dispersion a fit starts its search from (refined by the GLM without random effects): 1."""
+        return 1.0
+
+    def eta_scale(self, phi) -> float:
+        """The scale on which theta is measured relative to the linear predictor: 1, except for the
+        gaussian with the identity link, where random effects are measured against sigma (``phi``)."""
+        return 1.0
+
+    def dispersion_line(self, sigma: float) -> str | None:
+        """The summary's dispersion line as glmmTMB 1.1.5 prints it (None for families without one):
+        "Dispersion estimate for gaussian family (sigma^2): 653 " for gaussian and Gamma, else
+        "Dispersion parameter for nbinom2 family (): 3.1 "."""
+        if not self.has_phi:
+            return None
+        if self.classic_dispersion:
+            return f"Dispersion estimate for {self.name} family (sigma^2): {sigma ** 2:.3g} "
+        return f"Dispersion parameter for {self.name} family (): {sigma:.3g} "
 
     # --- interface (documented in each subclass) -----------------------------------
     def loglik(self, y, mu, phi, n=1):
@@ -216,6 +257,17 @@ class Gaussian(Family):
     default_link: ClassVar[str] = "identity"
     allowed_links: ClassVar[tuple] = ("identity", "log", "inverse")
     sigma_meaning: ClassVar[str] = "sigma = residual standard deviation"
+    classic_dispersion: ClassVar[bool] = True
+    residual_in_varcorr: ClassVar[bool] = True
+
+    def start_phi(self, y, weights):
+        """The SD of y, weighted by the prior weights."""
+        w = _as_float(weights) / np.sum(weights)
+        return float(np.sqrt(w @ (_as_float(y) - w @ _as_float(y)) ** 2))
+
+    def eta_scale(self, phi) -> float:
+        """sigma for the identity link (the random effects are on the scale of y), else 1."""
+        return float(np.mean(phi)) if self.link.name == "identity" else 1.0
 
     def loglik(self, y, mu, phi, n=1):
         """``-log(2 pi)/2 - log(phi) - (y - mu)^2 / (2 phi^2)``."""
@@ -274,6 +326,7 @@ class Binomial(Family):
     has_phi: ClassVar[bool] = False
     sigma_meaning: ClassVar[str] = "none (sigma = 1)"
     integer_valued: ClassVar[bool] = True
+    trials: ClassVar[bool] = True
 
     def loglik(self, y, mu, phi=1.0, n=1):
         """``log C(n, y) + y log(mu) + (n - y) log(1 - mu)``; finite at ``mu = y/n`` in {0, 1}."""
@@ -446,6 +499,7 @@ class Gamma(Family):
     default_link: ClassVar[str] = "inverse"
     allowed_links: ClassVar[tuple] = ("inverse", "identity", "log")
     sigma_meaning: ClassVar[str] = "sigma = 1/sqrt(shape), the coefficient of variation"
+    classic_dispersion: ClassVar[bool] = True
 
     def loglik(self, y, mu, phi, n=1):
         """``(k - 1) log(y) - y/s - lgamma(k) - k log(s)`` with ``k = 1/phi^2``, ``s = mu phi^2``."""

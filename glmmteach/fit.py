@@ -212,8 +212,7 @@ def refit(fit, y, standard_errors: bool = True):
     if y.shape != design.y.shape:
         raise ValueError(f"refit needs one response value per observation used by the fit ({design.nobs}); "
                          f"got {y.size}")
-    design.family.check_response(y, design.n if design.family.name == "binomial" else None,
-                                 name=design.response_name)
+    design.family.check_response(y, design.n, name=design.response_name)
     objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
     with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore",
                                                                    divide="ignore"):
@@ -252,7 +251,7 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
     design = objective.design
     beta = np.asarray(start.get("beta", beta), float)
     phi = float(start.get("sigma", phi))
-    scale = phi if design.family.name == "gaussian" and design.family.link.name == "identity" else 1.0
+    scale = design.family.eta_scale(phi)
     theta = np.asarray(start.get("theta", _theta_start(design, 0.5 * scale)), float)
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
@@ -287,10 +286,7 @@ def _glm_start(design: Design) -> tuple[np.ndarray, float]:
 def _phi_start(design: Design) -> float:
     """The SD of y for the gaussian family, weighted by the prior weights (so that frequency weights start
     where the expanded data would); 1 otherwise."""
-    if design.family.name != "gaussian" or not design.family.has_phi:
-        return 1.0
-    w = design.weights / np.sum(design.weights)
-    return float(np.sqrt(w @ (design.y - w @ design.y) ** 2))
+    return design.family.start_phi(design.y, design.weights) if design.family.has_phi else 1.0
 
 
 def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
@@ -425,9 +421,9 @@ def _below_diagonal(design: Design, k: int) -> np.ndarray:
 
 
 def _sd_scale(objective: Objective, psi: np.ndarray) -> float:
-    """theta is on the scale of sigma for the gaussian family with the identity link, else of eta."""
-    family = objective.design.family
-    return objective.unpack(psi)[2] if family.name == "gaussian" and family.link.name == "identity" else 1.0
+    """theta is on the scale of sigma for the gaussian family with the identity link, else of eta
+    (the family's ``eta_scale``)."""
+    return objective.design.family.eta_scale(objective.unpack(psi)[2])
 
 
 def _lbfgsb_round(objective: Objective, psi0: np.ndarray, verbose: bool, polish: bool = True):

@@ -86,7 +86,7 @@ class GlmmFit:
         R: glmmTMB's and lme4's singular-fit warnings, ``lme4::isSingular(fit)``."""
         out = []
         for row in self.varcorr.itertuples():
-            if row.sd < 1e-4 * max(1.0, self.sigma if self.family.name == "gaussian" else 1.0):
+            if row.sd < 1e-4 * max(1.0, self.family.eta_scale(self.phi)):
                 out.append(f"singular fit: the standard deviation of '{row.term}' across '{row.group}' is "
                            "estimated as (nearly) zero, so this random effect is not supported by the data.")
         for group, corr in self.ranef_corr.items():
@@ -264,7 +264,7 @@ class GlmmFit:
         """The response on the scale of mu (proportions y/n for binomial, y otherwise).
 
         R: ``model.response(model.frame(fit))`` (binomial: its first column over the row sums)."""
-        return self.design.y / self.design.n if self.family.name == "binomial" else self.design.y
+        return self.family.observed(self.design.y, self.design.n)
 
     def fitted(self) -> np.ndarray:
         """The fitted means :math:`\\hat\\mu`, with the random effects: ``predict(type="response")``.
@@ -288,7 +288,7 @@ class GlmmFit:
         if type == "response":
             return self.observed - mu
         if type == "pearson":
-            w = n if self.family.name == "binomial" else w
+            w = n if self.family.trials else w
             return (self.observed - mu) * np.sqrt(w / self.family.variance(mu, phi))
         if type == "deviance":
             d = w * self.family.unit_deviance(y, mu, phi, n)
@@ -431,7 +431,7 @@ class Summary:
             names += list(term.names)
             variances += list(np.diag(Sigma))
             correlations += term.structure.correlation_text(fit.theta[part], width)
-        if fit.family.name == "gaussian":
+        if fit.family.residual_in_varcorr:
             groups, names, variances = groups + ["Residual"], names + [""], variances + [fit.sigma ** 2]
             correlations.append([""] * width)
         variances = np.array(variances)
@@ -443,13 +443,8 @@ class Summary:
         return character_matrix([""] * len(groups), cells, right=False)
 
     def _dispersion_line(self) -> list[str]:
-        fit = self.fit
-        name = fit.family.name
-        if name in ("gaussian", "Gamma"):
-            return ["", f"Dispersion estimate for {name} family (sigma^2): {fit.sigma ** 2:.3g} "]
-        if name in ("nbinom2", "beta"):
-            return ["", f"Dispersion parameter for {name} family (): {fit.sigma:.3g} "]
-        return []
+        line = self.fit.family.dispersion_line(self.fit.sigma)
+        return [] if line is None else ["", line]
 
     def _coefficient_block(self) -> list[str]:
         lines = coefficient_lines(self.coefficients)
