@@ -85,7 +85,16 @@ class Design:
     factor_levels: dict = field(repr=False, default_factory=dict)
     #: columns named like a formula function, and the names formulaic sees them by (see :func:`_aliases`)
     aliases: dict = field(repr=False, default_factory=dict)
+    #: the dispersion model, :math:`\\log\\phi_i = (X_d\\,\\beta_d)_i`: a column of ones for families with a
+    #: dispersion parameter (one phi for all observations), no column for the others (phi = 1)
+    X_disp: np.ndarray = field(repr=False, default=None)
+    disp_names: list = field(repr=False, default_factory=list)
     _z_dlambda: list | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self):
+        if self.X_disp is None:
+            self.X_disp = np.ones((self.nobs, 1)) if self.family.has_phi else np.zeros((self.nobs, 0))
+            self.disp_names = ["log(sigma)"] if self.family.has_phi else []
 
     @property
     def nobs(self) -> int:
@@ -128,6 +137,10 @@ class Design:
             return None
         return blocked.Layout.of([columns for columns, _ in self.term_entries], [t.start for t in self.terms],
                                  [len(t.levels) * t.k for t in self.terms], self.q)
+    def phi(self, disp: np.ndarray) -> np.ndarray:
+        """The dispersion of every observation, :math:`\\phi_i = \\exp((X_d\\,\\beta_d)_i)` (1 without a dispersion
+        parameter): always an array of length N, even when all its values are equal."""
+        return np.exp(self.X_disp @ np.asarray(disp, float)) if self.X_disp.shape[1] else np.ones(self.nobs)
 
     def theta_slices(self) -> list[slice]:
         """Where each term's entries sit in theta."""

@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
-from . import families, glm, numdiff
+from . import families, glm, numdiff, params
 from .design import Design, build, caller_stacklevel
-from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score, score_log_phi
+from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score, score_dispersion
 from .results import GlmmFit
 
 
@@ -42,21 +42,21 @@ class Objective:
     log: list = field(default_factory=list)
     warm_start: np.ndarray | None = None
     last: tuple | None = field(default=None, repr=False, compare=False)    # (psi, LaplaceResult)
+    layout: params.Layout | None = None     # the blocks of psi (params.layout); made from the design if None
+
+    def __post_init__(self):
+        if self.layout is None:
+            self.layout = params.layout(self.design, self.reml)
 
     @property
     def p_outer(self) -> int:
-        return 0 if self.reml else self.design.X.shape[1]
-
-    @property
-    def has_phi(self) -> bool:
-        return self.design.family.has_phi
+        """The fixed effects in psi: all of them (ML) or none (REML); they lead psi."""
+        return self.layout.where("beta").stop
 
     def unpack(self, psi: np.ndarray):
-        """psi -> (beta or None, theta, phi)."""
-        p, t = self.p_outer, self.design.n_theta
-        beta = psi[:p] if not self.reml else None
-        phi = float(np.exp(psi[p + t])) if self.has_phi else 1.0
-        return beta, psi[p:p + t], phi
+        """psi -> (beta or None, theta, phi), phi one value per observation (:meth:`Design.phi`)."""
+        parts = self.layout.unpack(psi)
+        return parts.beta, parts.theta, self.design.phi(parts.disp)
 
     def laplace(self, psi: np.ndarray) -> LaplaceResult:
         if self.last is not None and np.array_equal(self.last[0], psi):
@@ -87,41 +87,36 @@ class Objective:
         return self.nagq == 1
 
     def gradient(self, psi: np.ndarray) -> np.ndarray:
-        """Gradient of -log L: analytic for beta, theta and log(phi) (Laplace ML and REML), central
-        differences for quadrature."""
+        """Gradient of -log L: analytic for beta, theta and the dispersion coefficients (Laplace ML and
+        REML), assembled block by block; central differences for quadrature."""
         psi = np.asarray(psi, float)
-        p, t = self.p_outer, self.design.n_theta
         gradient = np.zeros_like(psi)
         numerical = np.arange(len(psi))
         if self.analytic_gradient:
             try:
                 result = self.laplace(psi)
                 d_beta, d_theta = score(result)
-                d_phi = [score_log_phi(result)] if self.has_phi else []
+                d_disp = self.design.X_disp.T @ score_dispersion(result) if self.layout.has("disp") else []
             except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
                 return np.zeros_like(psi)    # the value there is inf: the line search steps back
-            gradient[:] = -np.concatenate([d_beta, d_theta, d_phi])
+            gradient[:] = -self.layout.pack(beta=d_beta, theta=d_theta, disp=d_disp)
             # At theta_k = 0 the likelihood is flat in theta_k (it depends on theta_k^2), so the exact
             # derivative is 0 there; a forward difference sees the curvature and tells whether to leave.
-            numerical = p + np.flatnonzero(~_free(psi, self.bounds())[p:p + t])
+            theta = self.layout.where("theta")
+            numerical = theta.start + np.flatnonzero(~_free(psi, self.bounds())[theta])
         if len(numerical):
-            lower = [lo for lo, _ in self.bounds()]
-            gradient[numerical] = numdiff.partials(self, psi, numerical, lower)
+            gradient[numerical] = numdiff.partials(self, psi, numerical, self.layout.lower())
         return gradient
 
     def names(self) -> list[str]:
-        names = [] if self.reml else list(self.design.x_names)
-        names += self.design.theta_names()
-        return names + (["log(sigma)"] if self.has_phi else [])
+        return self.layout.names()
 
     def refit(self, fit, y, standard_errors: bool = True):
         """The fit of this objective's model to a new response: :func:`refit` (``GlmmFit.refit`` calls it)."""
         return refit(fit, y, standard_errors)
 
     def bounds(self) -> list[tuple[float, float]]:
-        lower = [-np.inf] * self.p_outer + list(self.design.theta_lower_bounds())
-        lower += [-np.inf] * self.has_phi
-        return [(lo if np.isfinite(lo) else None, None) for lo in lower]
+        return self.layout.bounds()
 
 
 def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 1, weights=None,
@@ -174,7 +169,8 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
         return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
-        psi0 = _start(objective, start or {}, beta_glm, phi_glm)
+        objective.layout = _start(objective, start or {}, beta_glm, phi_glm)
+        psi0 = objective.layout.start()
         if reml:
             objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
         optimum = _optimise(objective, psi0, verbose)
@@ -213,7 +209,8 @@ def refit(fit, y, standard_errors: bool = True):
         raise ValueError(f"refit needs one response value per observation used by the fit ({design.nobs}); "
                          f"got {y.size}")
     design.family.check_response(y, design.n, name=design.response_name)
-    objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq, warm_start=fit.optimum.v.copy())
+    objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq,
+                          warm_start=fit.optimum.v.copy(), layout=fit.objective.layout)
     with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore",
                                                                    divide="ignore"):
         optimum = _optimise(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
@@ -244,10 +241,10 @@ def _check_nagq(design: Design, nagq: int, reml: bool) -> None:
         raise ValueError("nagq > 1 is for maximum likelihood; use reml=False (as glmer) or nagq = 1")
 
 
-def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> np.ndarray:
-    """Starting values: beta and phi of the GLM without random effects (unless given in ``start``),
-    and each random-effect SD at 0.5 on the scale of the linear predictor (a slope's SD divided by the
-    root mean square of its covariate)."""
+def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> params.Layout:
+    """The blocks of psi with their starting values: beta and phi of the GLM without random effects (unless
+    given in ``start``), and each random-effect SD at 0.5 on the scale of the linear predictor (a slope's SD
+    divided by the root mean square of its covariate)."""
     design = objective.design
     beta = np.asarray(start.get("beta", beta), float)
     phi = float(start.get("sigma", phi))
@@ -255,8 +252,8 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
     theta = np.asarray(start.get("theta", _theta_start(design, 0.5 * scale)), float)
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
-    parts = ([] if objective.reml else [beta]) + [theta] + ([[np.log(phi)]] if objective.has_phi else [])
-    return np.concatenate(parts)
+    disp = np.linalg.lstsq(design.X_disp, np.full(design.nobs, np.log(phi)), rcond=None)[0]
+    return params.layout(design, objective.reml, beta, theta, disp)
 
 
 def _theta_start(design: Design, sd: float) -> np.ndarray:
@@ -300,7 +297,11 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
             raise ValueError(f"start needs {design.X.shape[1]} beta values")
         steps = []
         beta, phi, information = glm.fit(design, beta, phi, steps)
-    as_psi = (lambda b, f: np.append(b, np.log(f))) if design.family.has_phi else (lambda b, f: b.copy())
+    layout = objective.layout          # beta, then log(phi) for a family with a dispersion parameter
+
+    def as_psi(beta, phi):
+        return layout.pack(beta=beta, disp=np.full(layout.where("disp").stop - layout.where("disp").start,
+                                                   np.log(phi)))
     for beta_k, phi_k, value in steps:
         objective.log.append((len(objective.log) + 1, as_psi(beta_k, phi_k), -value))
         if verbose:
@@ -463,7 +464,8 @@ def _scaling(objective: Objective, psi0: np.ndarray) -> np.ndarray:
     T is diagonal outside the beta block, so the bounds :math:`\\theta_k \\ge 0` stay bounds :math:`z_k \\ge 0`.
     """
     p, T = objective.p_outer, np.eye(len(psi0))
-    laplace = objective if objective.analytic_gradient else Objective(objective.design, objective.reml)
+    laplace = objective if objective.analytic_gradient else Objective(objective.design, objective.reml,
+                                                                       layout=objective.layout)
     try:
         result = laplace.laplace(psi0)
         if p:

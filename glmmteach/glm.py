@@ -1,7 +1,7 @@
 """Models without random effects: a GLM by iteratively reweighted least squares (IRLS).
 
 With :math:`\\eta = X\\beta + o`, :math:`g_i = w_i\\,\\partial\\ell_i/\\partial\\eta_i` and
-:math:`D_i = -w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2` (as in :class:`glmmteach.laplace.Eta`), each
+:math:`D_i = -w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2` (as in :class:`glmmteach.laplace.Response`), each
 iteration is a weighted least-squares fit of the *working response* :math:`z = \\eta - o + g/D` on X
 with weights D:
 
@@ -26,7 +26,7 @@ from scipy.optimize import minimize_scalar
 
 from . import numdiff
 from .design import Design
-from .laplace import Eta
+from .laplace import Response, per_observation
 
 def loglik(design: Design, beta: np.ndarray, phi: float) -> float:
     """:math:`\\ell(\\beta, \\phi) = \\sum_i w_i \\log p(y_i \\mid \\mu_i, \\phi)`."""
@@ -121,6 +121,6 @@ def _newton(design: Design, beta: np.ndarray, phi: float, log: list, steps: int 
     return beta, phi, information(design, beta, phi)
 
 
-def _response(design: Design, beta: np.ndarray, phi: float) -> Eta:
+def _response(design: Design, beta: np.ndarray, phi: float) -> Response:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return Eta.at(design, design.X @ beta + design.offset, phi)
+        return Response.at(design, design.X @ beta + design.offset, per_observation(design, phi))

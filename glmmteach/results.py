@@ -53,10 +53,11 @@ class GlmmFit:
     #:
     #: R: ``getME(fit, "theta")`` (lme4).
     theta: np.ndarray
-    #: The dispersion parameter phi of the family (the same number as ``sigma``).
+    #: The dispersion parameter phi of the family, one value per observation (all equal without a dispersion
+    #: model; then ``sigma`` is that value).
     #:
     #: R: ``sigma(fit)``.
-    phi: float
+    phi: np.ndarray
     #: The covariance matrix of the fixed effects as an array, or None when it was not computed
     #: (``refit(..., standard_errors=False)``); ``vcov`` labels it.
     #:
@@ -138,7 +139,9 @@ class GlmmFit:
         ``sigma_meaning``.
 
         R: ``sigma(fit)`` (glmmTMB and lme4)."""
-        return self.phi
+        if np.ptp(self.phi) > 1e-12 * np.max(np.abs(self.phi)):
+            raise ValueError("the dispersion differs between observations (a dispersion model): see fit.phi")
+        return float(self.phi[0]) if len(self.phi) else 1.0
 
     @property
     def u(self) -> np.ndarray:
@@ -202,7 +205,7 @@ class GlmmFit:
         """The number of parameters AIC counts (fixed effects, theta, and the dispersion, also under REML).
 
         R: ``attr(logLik(fit), "df")``."""
-        return len(self.beta) + self.design.n_theta + int(self.family.has_phi)
+        return len(self.beta) + self.design.n_theta + self.design.X_disp.shape[1]
 
     @property
     def nobs(self) -> int:
@@ -314,7 +317,7 @@ class GlmmFit:
                 b = rng.standard_normal((design.q, nsim))
                 eta += design.Z @ (design.Lambda(self.theta) @ b)
         mu = self.family.link.inverse(eta)
-        draws = self.family.simulate(mu, self.phi, rng, design.n[:, None] * np.ones((1, nsim)))
+        draws = self.family.simulate(mu, self.phi[:, None], rng, design.n[:, None] * np.ones((1, nsim)))
         return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
     def refit(self, y, standard_errors: bool = True) -> "GlmmFit":
