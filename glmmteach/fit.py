@@ -169,8 +169,7 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
         return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
-        objective.layout = _start(objective, start or {}, beta_glm, phi_glm)
-        psi0 = objective.layout.start()
+        psi0 = _start(objective, start or {}, beta_glm, phi_glm)
         if reml:
             objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
         optimum = _optimise(objective, psi0, verbose)
@@ -241,10 +240,11 @@ def _check_nagq(design: Design, nagq: int, reml: bool) -> None:
         raise ValueError("nagq > 1 is for maximum likelihood; use reml=False (as glmer) or nagq = 1")
 
 
-def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> params.Layout:
-    """The blocks of psi with their starting values: beta and phi of the GLM without random effects (unless
-    given in ``start``), and each random-effect SD at 0.5 on the scale of the linear predictor (a slope's SD
-    divided by the root mean square of its covariate)."""
+def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> np.ndarray:
+    """Starting values: beta and phi of the GLM without random effects (unless given in ``start``), and each
+    random-effect SD at 0.5 on the scale of the linear predictor (a slope's SD divided by the root mean square
+    of its covariate). They go into the blocks of psi (``objective.layout``, :func:`glmmteach.params.layout`),
+    which return them as one vector."""
     design = objective.design
     beta = np.asarray(start.get("beta", beta), float)
     phi = float(start.get("sigma", phi))
@@ -253,7 +253,8 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> p
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
     disp = np.linalg.lstsq(design.X_disp, np.full(design.nobs, np.log(phi)), rcond=None)[0]
-    return params.layout(design, objective.reml, beta, theta, disp)
+    objective.layout = params.layout(design, objective.reml, beta, theta, disp)
+    return objective.layout.start()
 
 
 def _theta_start(design: Design, sd: float) -> np.ndarray:

@@ -63,9 +63,11 @@ def best_phi(design: Design, beta: np.ndarray, phi: float) -> float:
     return float(np.exp(best.x))
 
 
-def information(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
+def information(design: Design, beta: np.ndarray, phi) -> np.ndarray:
     """The observed information of :math:`(\\beta, s)`: minus the Hessian of :math:`\\ell`; the column for s
-    is the derivative of :func:`score` in s, by central differences (:mod:`glmmteach.numdiff`)."""
+    is the derivative of :func:`score` in s, by central differences (:mod:`glmmteach.numdiff`). ``phi``: one
+    number, or one value per observation that is the same for all (as ``fit.phi``)."""
+    phi = _constant(phi)
     response = _response(design, beta, phi)
     H = design.X.T @ (response.D[:, None] * design.X)
     if not design.family.has_phi:
@@ -74,8 +76,9 @@ def information(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
     return np.block([[H, column[:-1, None]], [column[None, :]]])
 
 
-def score(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
+def score(design: Design, beta: np.ndarray, phi) -> np.ndarray:
     """:math:`\\partial\\ell/\\partial(\\beta, s)`: :math:`X^\\top g`, and for s a central difference."""
+    phi = _constant(phi)
     g_beta = design.X.T @ _response(design, beta, phi).gradient
     if not design.family.has_phi:
         return g_beta
@@ -119,6 +122,14 @@ def _newton(design: Design, beta: np.ndarray, phi: float, log: list, steps: int 
             break
     beta, phi = unpack(psi)
     return beta, phi, information(design, beta, phi)
+
+
+def _constant(phi) -> float:
+    """The one dispersion value of a GLM without a dispersion model (a number, or N equal values)."""
+    phi = np.ravel(np.asarray(phi, float))
+    if np.ptp(phi) > 1e-12 * np.max(np.abs(phi)):
+        raise ValueError("this GLM step needs the same dispersion for every observation")
+    return float(phi[0])
 
 
 def _response(design: Design, beta: np.ndarray, phi: float) -> Response:
