@@ -371,9 +371,11 @@ class TestResult:
 
     def __str__(self) -> str:
         statistic = (f"{self.statistic_name} = {self.statistic:.4g}, " if self.statistic is not None else "")
+        # A long alternative wraps at 80 characters, as R's print.htest wraps its lines.
+        alternative = textwrap.fill(f"alternative hypothesis: {self.alternative}", 80, subsequent_indent="  ")
         return (f"{self.name}: {self.method}\n"
                 f"{statistic}p-value = {r_format_pval([self.pvalue], 4)[0]}\n"
-                f"alternative hypothesis: {self.alternative}")
+                f"{alternative}")
 
     __repr__ = __str__
 

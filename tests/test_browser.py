@@ -1,7 +1,9 @@
 """The book's pages in a real browser, as a student meets them.
 
 Checked on the front page, the chapters (lessons 01-09), the API reference and the homework, at a desktop
-width of 1400 px: the math is typeset by MathJax and every figure loads. At 1400 px and at a phone width of
+width of 1400 px: the math is typeset by MathJax and every figure loads, with a description as its alt text
+(not a file path); on the chapters no code or output block is wider than its column, and every figure is drawn
+sharp (SVG, or a bitmap with >= 1.5 image pixels per displayed pixel). At 1400 px and at a phone width of
 400 px the page has one search box and no empty bar across its top; at 400 px the menu button opens the
 chapter list, and a click beside the list closes it. The API reference has an entry for every public attribute
 and method of the fitted model, of the residuals and of a test's result.
@@ -287,6 +289,41 @@ def test_the_chapters_have_math_and_figures(rendered):
     chapters = [r for page, r in rendered.items() if page.startswith("lessons/0")]
     assert sum(r["math_rendered"] for r in chapters) > 0, "no equation typeset in any Day 5 chapter"
     assert sum(len(r["images"]) for r in chapters) > 0, "no figure in any Day 5 chapter"
+
+
+def test_code_and_output_fit_their_column(rendered):
+    """At 1400 px no code or output block of a lesson scrolls sideways or sticks out of the text column."""
+    lessons = _lessons(rendered)
+    assert lessons and sum(r["blocks"] for r in lessons.values()) > 0, "no code blocks found on the lessons"
+    wide = {page: [f"{b['kind']} ({b['scroll']} px of content in {b['client']} px): {b['text']!r}"
+                   for b in r["wide"]] for page, r in lessons.items() if r["wide"]}
+    total = sum(len(v) for v in wide.values())
+    assert not wide, f"{total} code/output blocks wider than their column at {DESKTOP} px: {wide}"
+
+
+def test_lesson_figures_are_sharp(rendered):
+    """Each figure on a lesson page is an SVG, or a bitmap with >= 1.5 image pixels per displayed pixel."""
+    blurry, count = {}, 0
+    for page, r in _lessons(rendered).items():
+        for img in r["images"]:
+            if not img["in_article"] or img["shown"] == 0:
+                continue
+            count += 1
+            svg = img["src"].split("?")[0].lower().endswith(".svg")
+            if not svg and img["width"] < SHARPNESS * img["shown"]:
+                blurry.setdefault(page, []).append(
+                    f"{img['src']}: {img['width']} px drawn at {img['shown']:.0f} px")
+    assert count > 0, "no figure found on the lesson pages"
+    assert not blurry, f"figures below {SHARPNESS}x their displayed width: {blurry}"
+
+
+@pytest.mark.parametrize("page", _pages() if (HTML / "index.html").exists() else [])
+def test_alt_text_describes_the_figure(rendered, page):
+    """Alt text is a description, not a file name or a path."""
+    path_like = re.compile(r"(^|[/\\])[\w.-]+\.(png|svg|jpe?g|gif|pdf)$|^[\w./-]*/[\w./-]*$", re.IGNORECASE)
+    bad = [(img["src"], img["alt"]) for img in rendered[page]["images"]
+           if img["in_article"] and (not img["alt"].strip() or path_like.search(img["alt"].strip()))]
+    assert not bad, f"{page}: figures whose alt text is empty or a file path: {bad}"
 
 
 @pytest.mark.parametrize("page", _menu_pages() if (HTML / "index.html").exists() else [])

@@ -104,6 +104,10 @@ def test_significant_results_are_red():
     assert to_rgba(quantiles["quantile 0.25"].get_color()) == RED
     assert to_rgba(quantiles["quantile 0.75"].get_color()) == RED
     assert "Quantile deviations detected" in right.get_title()
+    # No simulation is as spread as the data: the simulated p-value is 0, below the resolution 1/100.
+    assert test_dispersion(res).pvalue == 0
+    dispersion = [t.get_text() for t in qq.texts if t.get_gid() == "Dispersion test"][0]
+    assert dispersion.startswith("Dispersion test: p < 0.01\n")
 
 
 def test_categorical_predictor_gives_boxplots_per_level(seeds):
