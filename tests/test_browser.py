@@ -3,7 +3,8 @@
 Checked on the front page, the chapters (lessons 01-09), the API reference and the homework, at a desktop
 width of 1400 px: the math is typeset by MathJax and every figure loads, with a description as its alt text
 (not a file path); on the chapters no code or output block is wider than its column, and every figure is drawn
-sharp (SVG, or a bitmap with >= 1.5 image pixels per displayed pixel). At 1400 px and at a phone width of
+sharp (SVG, or a bitmap with >= 1.5 image pixels per displayed pixel); the homework pages have a heading per
+question and show no failed-check report. At 1400 px and at a phone width of
 400 px the page has one search box and no empty bar across its top; at 400 px the menu button opens the
 chapter list, and a click beside the list closes it. The API reference has an entry for every public attribute
 and method of the fitted model, of the residuals and of a test's result.
@@ -131,6 +132,8 @@ async function inspect(page) {
     wide: blocks.filter(b => b.wide),
     ids: Array.from(doc.querySelectorAll("dt[id]")).map(dt => dt.id),
     chrome: chrome(win, doc),
+    headings: Array.from(doc.querySelectorAll("article h2")).map(h => h.textContent.trim()),
+    check_failures: article ? (article.textContent.match(/❌|AssertionError|Test case failed/g) || []).length : 0,
   };
   frame.remove();
   return result;
@@ -324,6 +327,17 @@ def test_alt_text_describes_the_figure(rendered, page):
     bad = [(img["src"], img["alt"]) for img in rendered[page]["images"]
            if img["in_article"] and (not img["alt"].strip() or path_like.search(img["alt"].strip()))]
     assert not bad, f"{page}: figures whose alt text is empty or a file path: {bad}"
+
+
+@pytest.mark.parametrize("page", [p for p in _pages() if p.startswith("lessons/homework/") and
+                                  not p.endswith("index.html")] if (HTML / "index.html").exists() else [])
+def test_homework_pages_show_questions_not_failed_checks(rendered, page):
+    """A homework page is the notebook as handed out: one heading per question, and none of the red reports
+    that its checks give on a blank notebook."""
+    r = rendered[page]
+    questions = [h for h in r["headings"] if h.startswith("Question")]
+    assert len(questions) >= 3, f"{page}: questions are not headings (h2): {r['headings']}"
+    assert r["check_failures"] == 0, f"{page}: {r['check_failures']} failed-check reports are shown"
 
 
 @pytest.mark.parametrize("page", _menu_pages() if (HTML / "index.html").exists() else [])

@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "source"
 ROOT = HERE.parents[1]
 OUT = ROOT / "_build" / "homework"
+# A cell that runs checks: grader.check("q1"), grader.check_all().
+CHECK_CALL = re.compile(r"^\s*grader\.check(_all)?\(", re.MULTILINE)
 
 
 # ---- where things are ------------------------------------------------------------------------------
@@ -150,6 +152,13 @@ def publish(name: str) -> Path:
         # run where the notebook is: otter.Notebook() reads the checks from it, and writes its log there
         NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
+    # The book's page shows the questions as handed out; the checks' "Not yet" reports of a blank notebook
+    # stay in the file (nbval compares them) but not on the page.
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and CHECK_CALL.search(cell.source):
+            tags = cell.metadata.setdefault("tags", [])
+            if "remove-output" not in tags:
+                tags.append("remove-output")
     nbformat.write(notebook, book_notebook(name))
     return book_notebook(name)
 
