@@ -50,7 +50,7 @@ class NotPositiveDefinite(ArithmeticError):
 
 @dataclass
 class Response:
-    """The response's state at one value of eta (as MixedModels.jl's response object): mu, ell_i, its
+    r"""The response's state at one value of eta (as MixedModels.jl's response object): mu, ell_i, its
     gradient and curvature with respect to eta_i. ``phi`` holds one dispersion value per observation.
 
     ``gradient`` = :math:`w_i\,\partial\ell_i/\partial\eta_i` (:math:`= w_i\,\ell'(\mu_i)\,\mu'(\eta_i)`);
