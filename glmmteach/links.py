@@ -1,4 +1,4 @@
-"""Link functions: the map between the mean ``mu`` and the linear predictor ``eta``.
+r"""Link functions: the map between the mean ``mu`` and the linear predictor ``eta``.
 
 A generalized linear (mixed) model says ``g(mu) = eta = X beta + Z b``. Each link below
 is a small frozen dataclass with four one-line methods:
