@@ -53,10 +53,10 @@ class Response:
     r"""The response's state at one value of eta (as MixedModels.jl's response object): mu, ell_i, its
     gradient and curvature with respect to eta_i. ``phi`` holds one dispersion value per observation.
 
-    ``gradient`` = :math:`w_i\,\partial\ell_i/\partial\eta_i` (:math:`= w_i\,\ell'(\mu_i)\,\mu'(\eta_i)`);
-    ``D`` = :math:`-w_i\,\partial^2\ell_i/\partial\eta_i^2` (:math:`= -w_i\,[\ell''(\mu_i)\mu'(\eta_i)^2 + \ell'(\mu_i)\mu''(\eta_i)]`).
+    ``gradient`` = :math:`w_i\\,\\partial\\ell_i/\\partial\\eta_i` (:math:`= w_i\\,\\ell'(\\mu_i)\\,\\mu'(\\eta_i)`);
+    ``D`` = :math:`-w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2` (:math:`= -w_i\\,[\\ell''(\\mu_i)\\mu'(\\eta_i)^2 + \\ell'(\\mu_i)\\mu''(\\eta_i)]`).
     The family computes them on the eta scale (for the binomial with a logit, probit or cloglog link from
-    :math:`\log\mu` and :math:`\log(1-\mu)`, exact where mu rounds to 0 or 1). Each is computed when first asked for.
+    :math:`\\log\\mu` and :math:`\\log(1-\\mu)`, exact where mu rounds to 0 or 1). Each is computed when first asked for.
     """
 
     design: Design

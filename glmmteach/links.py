@@ -18,7 +18,7 @@ is a small frozen dataclass with four one-line methods:
 
 Links whose mean is a probability (logit, probit, cloglog) keep ``inverse(eta)`` inside
 ``[EPS, 1 - EPS]``, as R's ``make.link`` does; see :data:`EPS`. The likelihood does not use that clipped
-mean: these links also give :math:`\log\mu` and :math:`\log(1-\mu)` with their first two derivatives
+mean: these links also give :math:`\\log\\mu` and :math:`\\log(1-\\mu)` with their first two derivatives
 computed on the eta scale (``log_mu``, ``log1m_mu``), exact where mu rounds to 0 or 1.
 """
 from __future__ import annotations
