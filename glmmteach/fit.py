@@ -31,10 +31,30 @@ class ConvergenceWarning(UserWarning):
     """The fit did not converge, is singular, or its Hessian is not positive definite."""
 
 
+#: What an inner solve raises where it cannot go on (a Hessian that is not positive definite, overflow)
+INNER_FAILURES = (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError)
+
+
+def _penalised(result: LaplaceResult) -> float:
+    """The inner objective at the modes, :math:`f(\\hat v) = \\sum_i \\ell_i - \\hat b^\\top\\hat b/2`: of two
+    solutions of the same inner problem, the higher is its maximum."""
+    value = result.problem.objective(result.v, result.response)
+    return value if np.isfinite(value) else -np.inf
+
+
+#: An evaluation of -log L this far above the best one so far is a jump (see :meth:`Objective.laplace`)
+JUMP = 10.0
+
+
 @dataclass
 class Objective:
     """:math:`-\\log L(\\psi)`, with the last conditional modes kept to start the next inner solve, and the
-    last inner result kept for the gradient at the same point (the optimiser asks for both)."""
+    last inner result kept for the gradient at the same point (the optimiser asks for both).
+
+    The best evaluation so far, ``best = (-log L, psi, modes)``, safeguards the inner solve: where the modes
+    of the last point lead it astray (a failed solve, or -log L more than :data:`JUMP` + 0.1% above the best),
+    it is solved again from the best point's modes and the better of the two modes is kept (the higher
+    penalised log-likelihood); and the modes of such a jump never start the next solve."""
 
     design: Design
     reml: bool
@@ -42,6 +62,7 @@ class Objective:
     log: list = field(default_factory=list)
     warm_start: np.ndarray | None = None
     last: tuple | None = field(default=None, repr=False, compare=False)    # (psi, LaplaceResult)
+    best: tuple | None = field(default=None, repr=False, compare=False)    # (-log L, psi, modes)
     layout: params.Layout | None = None     # the blocks of psi (params.layout); made from the design if None
 
     def __post_init__(self):
@@ -61,24 +82,47 @@ class Objective:
     def laplace(self, psi: np.ndarray) -> LaplaceResult:
         if self.last is not None and np.array_equal(self.last[0], psi):
             return self.last[1]
-        beta, theta, phi = self.unpack(psi)
-        if self.nagq > 1:
-            result = agq_loglik(self.design, beta, theta, phi, self.nagq, self.warm_start)
-        else:
-            result = laplace_loglik(self.design, beta, theta, phi, self.reml, self.warm_start)
+        try:
+            result, failure = self._solve(psi, self.warm_start), None
+        except INNER_FAILURES as error:
+            result, failure = None, error
+        if self.best is not None and not np.array_equal(self.warm_start, self.best[2]) and self._jumped(result):
+            try:
+                retry = self._solve(psi, self.best[2])
+            except INNER_FAILURES:
+                retry = None
+            if retry is not None and (result is None or _penalised(retry) > _penalised(result)):
+                result = retry
+        if result is None:
+            raise failure
         self.last = (psi.copy(), result)
         return result
 
+    def _solve(self, psi: np.ndarray, v0) -> LaplaceResult:
+        beta, theta, phi = self.unpack(psi)
+        if self.nagq > 1:
+            return agq_loglik(self.design, beta, theta, phi, self.nagq, v0)
+        return laplace_loglik(self.design, beta, theta, phi, self.reml, v0)
+
+    def _jumped(self, result) -> bool:
+        """No result, a non-finite one, or -log L more than JUMP + 0.1% above the best so far."""
+        if result is None or not np.isfinite(result.loglik):
+            return True
+        return -result.loglik > self.best[0] + JUMP + 1e-3 * abs(self.best[0])
+
     def __call__(self, psi: np.ndarray) -> float:
+        psi = np.asarray(psi, float)
         try:
-            result = self.laplace(np.asarray(psi, float))
-        except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
+            result = self.laplace(psi)
+        except INNER_FAILURES:
             value = np.inf
         else:
             value = -result.loglik if np.isfinite(result.loglik) else np.inf
-            if np.isfinite(value):
+            if np.isfinite(value) and (self.best is None or not self._jumped(result)):
                 self.warm_start = result.v
-        self.log.append((len(self.log) + 1, np.array(psi, float), value))
+            if np.isfinite(value) and (self.best is None or value < self.best[0]):
+                self.best = (value, psi.copy(), result.v.copy())
+        self.log.append((len(self.log) + 1, psi.copy(), value))
         return value
 
     @property
@@ -314,17 +358,25 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
 
 
 def _beta_start(design: Design, phi: float) -> np.ndarray:
-    """Least squares of g(mu_start) on X, weighted by the prior weights; if that puts a mean outside the
-    family's range (a negative mean under the inverse link, say), the fit of the constant g(mean of mu_start)."""
+    """Two candidates: least squares of g(mu_start) on X, weighted by the prior weights, and the fit of the
+    constant g(mean of mu_start); of those that give every mean inside the family's range, the one from
+    which IRLS reaches the higher log-likelihood. (With the inverse link, a y near 0 makes g(y) = 1/y huge,
+    and IRLS from its least squares can run off to means near 0.) Returns that candidate."""
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
     root_w = np.sqrt(design.weights)
+    best, best_value = None, -np.inf
     for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
-        beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
         with np.errstate(all="ignore"):
+            beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
             mu = family.link.inverse(design.X @ beta0 + design.offset)
-            if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
-                return beta0
+            if not np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
+                continue
+            value = glm.loglik(design, glm.irls(design, beta0, phi, log=[]), phi)
+        if best is None or value > best_value:
+            best, best_value = beta0, value
+    if best is not None:
+        return best
     raise ValueError(f"no starting values give valid means for the {family.name} family with the "
                      f"'{family.link.name}' link; try another link (for Gamma, link='log')")
 
