@@ -23,7 +23,8 @@ from threadpoolctl import ThreadpoolController
 
 from . import families, glm, numdiff, params
 from .design import Design, build, caller_stacklevel
-from .laplace import LaplaceResult, NotPositiveDefinite, agq_loglik, laplace_loglik, score, score_dispersion
+from .laplace import (LaplaceResult, NotPositiveDefinite, Response, agq_loglik, laplace_loglik, per_observation, score,
+                      score_dispersion)
 from .results import GlmmFit
 
 
@@ -285,20 +286,58 @@ def _check_nagq(design: Design, nagq: int, reml: bool) -> None:
 
 
 def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> np.ndarray:
-    """Starting values: beta and phi of the GLM without random effects (unless given in ``start``), and each
-    random-effect SD at 0.5 on the scale of the linear predictor (a slope's SD divided by the root mean square
-    of its covariate). They go into the blocks of psi (``objective.layout``, :func:`glmmteach.params.layout`),
-    which return them as one vector."""
+    """Starting values: beta and phi of the GLM without random effects (unless given in ``start``),
+    and the random-effect SDs from a moment estimate on that GLM fit (:func:`_sd_start`). They go into the
+    blocks of psi (``objective.layout``, :func:`glmmteach.params.layout`), which return them as one vector."""
     design = objective.design
     beta = np.asarray(start.get("beta", beta), float)
     phi = float(start.get("sigma", phi))
-    scale = design.family.eta_scale(phi)
-    theta = np.asarray(start.get("theta", _theta_start(design, 0.5 * scale)), float)
+    theta = np.asarray(start["theta"], float) if "theta" in start else _sd_start(design, beta, phi)
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
     disp = np.linalg.lstsq(design.X_disp, np.full(design.nobs, np.log(phi)), rcond=None)[0]
     objective.layout = params.layout(design, objective.reml, beta, theta, disp)
     return objective.layout.start()
+
+
+def _sd_start(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
+    """theta from the GLM fit, on the scale of the linear predictor: a moment estimate by group.
+
+    At the GLM's :math:`\\eta = X\\beta + o`, with :math:`g_i = \\partial\\ell_i/\\partial\\eta_i` and
+    :math:`D_i = -\\partial^2\\ell_i/\\partial\\eta_i^2` (weighted), each level l of a term with columns
+    :math:`x_i` gets the one-step estimate of its own effect, :math:`\\hat u_l = A_l^{-1} r_l` with
+    :math:`A_l = \\sum_{i \\in l} D_i x_i x_i^\\top`, :math:`r_l = \\sum_{i \\in l} g_i x_i`, whose sampling
+    variance is about :math:`A_l^{-1}`. So :math:`\\widehat{\\mathrm{Var}}(u_j) = \\overline{\\hat u_{lj}^2} -
+    \\overline{(A_l^{-1})_{jj}}`, over the levels where :math:`A_l` is invertible. Each SD starts there, but
+    at least at a tenth of the typical standard error :math:`\\surd\\overline{(A_l^{-1})_{jj}}` and at most
+    10 SDs of :func:`_theta_start`'s unit (1 on the scale of eta, sigma for gaussian with the identity link),
+    with no correlation. A constant start (0.5) is far too large where eta is about 0.6 (the inverse link)."""
+    response = Response.at(design, design.X @ beta + design.offset, per_observation(design, phi))
+    D, g = np.maximum(response.D, 0.0), response.gradient
+    scale = design.family.eta_scale(phi)
+    unit, theta, offset = _theta_start(design, scale), [], 0
+    for term in design.terms:
+        k, levels = term.k, len(term.levels)
+        unit_sd = np.diag(term.structure.template(unit[offset:offset + term.n_theta]))
+        offset += term.n_theta
+        Z = design.Z[:, term.start:term.start + levels * k].tocsc()
+        columns = [Z[:, j::k] for j in range(k)]                 # n x levels: column j of the term, by level
+        A = np.empty((levels, k, k))
+        for j in range(k):
+            for l in range(j + 1):
+                A[:, j, l] = A[:, l, j] = np.asarray(columns[j].multiply(columns[l]).T @ D).ravel()
+        r = np.column_stack([columns[j].T @ g for j in range(k)])
+        eigen = np.linalg.eigvalsh(A)
+        usable = eigen[:, 0] > 1e-10 * np.maximum(eigen[:, -1], 1e-300)
+        sd = unit_sd.copy()
+        if usable.sum() >= 2:
+            inverse = np.linalg.inv(A[usable])
+            u = np.einsum("lij,lj->li", inverse, r[usable])
+            noise = np.diagonal(inverse, axis1=1, axis2=2).mean(axis=0)
+            variance = np.mean(u ** 2, axis=0) - noise
+            sd = np.sqrt(np.maximum(variance, 0.01 * noise))
+        theta.append(term.structure.start(np.clip(sd, 1e-3 * unit_sd, 10 * unit_sd)))
+    return np.concatenate(theta) if theta else np.zeros(0)
 
 
 def _theta_start(design: Design, sd: float) -> np.ndarray:
