@@ -435,7 +435,8 @@ class Optimum:
 def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3,
               polish: bool = True) -> Optimum:
     """:func:`_descend` from psi0; then, while the optimum has an SD at 0 and a point just off that boundary
-    is better (:func:`_off_boundary`), descend again from there and keep the better optimum."""
+    is better (:func:`_off_boundary`), descend again from there and keep the better optimum; and if it has not
+    converged, try two more starts (:func:`_restarts`)."""
     if len(psi0) == 0:
         objective(psi0)
         return Optimum(psi0, True, "nothing to optimise")
@@ -448,6 +449,24 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
         if not objective(candidate.psi) < objective(optimum.psi):
             break
         optimum = candidate
+    if not optimum.converged:
+        optimum = _restarts(objective, psi0, optimum, verbose, rounds, polish)
+    return optimum
+
+
+def _restarts(objective: Objective, psi0: np.ndarray, optimum: Optimum, verbose: bool, rounds: int,
+              polish: bool) -> Optimum:
+    """Only for a fit that did not converge: descend again from psi0 with every random-effect SD ten times
+    smaller and ten times larger, and keep the lowest -log L (at equal values, within 1e-6, a converged one)."""
+    p, t = objective.p_outer, objective.design.n_theta
+    best_value = objective(optimum.psi)
+    for factor in (0.1, 10.0):
+        start = psi0.copy()
+        start[p:p + t] *= factor
+        candidate = _descend(objective, start, verbose, rounds, polish)
+        value = objective(candidate.psi)
+        if value < best_value - 1e-6 or (value < best_value + 1e-6 and candidate.converged and not optimum.converged):
+            optimum, best_value = candidate, min(value, best_value)
     return optimum
 
 
@@ -455,21 +474,55 @@ def _descend(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int 
              polish: bool = True) -> Optimum:
     """L-BFGS-B in scaled parameters :math:`z = T^{-1}\\psi` (see :func:`_scaling`), then Newton steps on
     a numerical Hessian. A round that ends short of the optimum (a line search that ran into means
-    outside the family's range, say) is followed by another from where it stopped, rescaled there.
-    Converged: the gradient is below 1e-3 for the free parameters, and does not point away from the
-    bound for those at a bound (there -log L must not fall when the SD leaves 0)."""
+    outside the family's range, say) is followed by another, rescaled, from where it stopped or from the
+    best point the objective has seen if that is lower. Converged: :func:`_converged`."""
     psi, best, hessian = psi0, np.inf, None
     for _ in range(rounds):
-        psi, message, hessian = _lbfgsb_round(objective, psi, verbose, polish)
-        gradient = objective.gradient(psi)
-        free = _free(psi, objective.bounds())
+        psi, message, hessian, inverse = _lbfgsb_round(objective, psi, verbose, polish)
         value = objective(psi)
-        stationary = np.where(free, np.abs(gradient), np.maximum(-gradient, 0.0))
-        converged = bool(np.isfinite(value) and np.max(stationary, initial=0) < 1e-3)
-        if converged or not value < best - 1e-8:
+        converged = bool(np.isfinite(value)) and _converged(objective, psi, hessian, inverse)
+        if objective.best is not None and objective.best[0] < value - 1e-6:
+            psi, converged = objective.best[1].copy(), False        # the optimiser ended above a point it saw
+        elif converged or not value < best - 1e-8:
             break
-        best = value
+        best = min(value, objective.best[0]) if objective.best is not None else value
     return Optimum(psi, converged, str(message), hessian)
+
+
+#: Converged when the Newton decrement g'H^{-1}g (twice the predicted gain of a Newton step) is below this
+DECREMENT = 1e-5
+
+
+def _converged(objective: Objective, psi: np.ndarray, hessian, inverse) -> bool:
+    """One scale-free criterion, the Newton decrement :math:`\\lambda^2 = g^\\top H^{-1} g` over the free
+    parameters below :data:`DECREMENT`: the log-likelihood a Newton step would still gain is
+    :math:`\\lambda^2/2`, whatever the parameters' scales. H is the polish's numerical Hessian (it must be
+    positive definite: not converged otherwise) or, without polish, L-BFGS-B's inverse-Hessian
+    approximation ``inverse`` (a function of the gradient). At a bound, the one-sided derivative must not
+    point away from it by more than 1e-3 per unit SD on the scale of eta (what the probes of
+    :func:`_off_boundary` then check further away)."""
+    gradient = objective.gradient(psi)
+    free = _free(psi, objective.bounds())
+    if not np.all(np.isfinite(gradient)):
+        return False
+    p, t = objective.p_outer, objective.design.n_theta
+    unit, sd_unit = np.ones(len(psi)), _theta_start(objective.design, _sd_scale(objective, psi))
+    unit[p:p + t] = np.where(sd_unit > 0, sd_unit, 1.0)
+    if np.any(~free & (-gradient * unit > 1e-3)):
+        return False
+    g = gradient[free]
+    if not len(g):
+        return True
+    if hessian is not None and np.array_equal(hessian[1], free):
+        try:
+            L = np.linalg.cholesky(hessian[2])
+        except np.linalg.LinAlgError:
+            return False
+        w = np.linalg.solve(L, g)
+        return bool(w @ w < DECREMENT)
+    if inverse is not None:
+        return bool(g @ inverse(np.where(free, gradient, 0.0))[free] < DECREMENT)
+    return bool(np.max(np.abs(g)) < 1e-3)
 
 
 def _off_boundary(objective: Objective, psi: np.ndarray, sizes=(0.01, 0.1, 0.5)) -> np.ndarray | None:
@@ -535,10 +588,10 @@ def _lbfgsb_round(objective: Objective, psi0: np.ndarray, verbose: bool, polish:
                       bounds=objective.bounds(), callback=report,
                       options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
     psi = T @ result.x
-    if not polish:
-        return psi, result.message, None
+    if not polish:        # L-BFGS-B's inverse Hessian in z, H_z^{-1}, gives H_psi^{-1} g = T H_z^{-1} T'g
+        return psi, result.message, None, lambda g: T @ result.hess_inv.matvec(T.T @ g)
     psi, hessian = _newton_polish(objective, psi)
-    return psi, result.message, hessian
+    return psi, result.message, hessian, None
 
 
 def _scaling(objective: Objective, psi0: np.ndarray) -> np.ndarray:

@@ -84,3 +84,15 @@ def test_nan_standard_errors_are_never_reported_as_converged():
         there = finish(fit.objective, Optimum(psi, True, "stopped"))
     assert not there.converged
     assert "did not converge" in str(there.summary())
+
+
+@pytest.mark.parametrize("factor", [1e-4, 1e-2, 1.0, 1e2])
+def test_convergence_does_not_depend_on_the_scale_of_a_covariate(factor):
+    """The Newton decrement is scale-free: x in other units (its coefficient 1e4 times smaller or larger,
+    the gradient in it as much larger or smaller) gives the same fit, converged, without a warning."""
+    ref, data = reference("poisson_freq_weights")
+    scaled = data.assign(x=data.x * factor)
+    fit = quiet_fit("y ~ x + (x | i)", scaled, family="poisson", weights="Freq")
+    assert fit.converged
+    assert fit.loglik == pytest.approx(ref["logLik"], abs=1e-3)
+    assert fit.fixef["x"] * factor == pytest.approx(ref["fixef"]["x"], rel=1e-3)
