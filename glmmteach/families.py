@@ -51,7 +51,8 @@ def _log_choose(n, y):
 
 def _times(count, log_p):
     """``count * log_p`` with 0 times anything equal to 0 (no success: log mu does not count, even if -inf)."""
-    return np.where(count == 0, 0.0, count * np.where(count == 0, 0.0, log_p))
+    with np.errstate(invalid="ignore"):
+        return np.where(count == 0, 0.0, count * log_p)
 
 
 def _fmt(value):
@@ -221,15 +222,11 @@ class Family:
         """``ell(eta) = loglik(y, mu(eta))``."""
         return self.loglik(y, self.link.inverse(eta), phi, n)
 
-    def dloglik_deta(self, y, eta, phi, n=1):
-        """``d ell / d eta = ell'(mu) mu'(eta)``."""
-        return self.dloglik_dmu(y, self.link.inverse(eta), phi, n) * self.link.dmu_deta(eta)
-
-    def d2loglik_deta2(self, y, eta, phi, n=1):
-        """``d^2 ell / d eta^2 = ell''(mu) mu'(eta)^2 + ell'(mu) mu''(eta)``."""
+    def eta_derivatives(self, y, eta, phi, n=1):
+        """``d ell / d eta = ell'(mu) mu'(eta)`` and ``d^2 ell / d eta^2 = ell''(mu) mu'(eta)^2 + ell'(mu) mu''(eta)``."""
         mu, dmu = self.link.inverse(eta), self.link.dmu_deta(eta)
-        return (self.d2loglik_dmu2(y, mu, phi, n) * dmu**2
-                + self.dloglik_dmu(y, mu, phi, n) * self.link.d2mu_deta2(eta))
+        score = self.dloglik_dmu(y, mu, phi, n)
+        return score * dmu, self.d2loglik_dmu2(y, mu, phi, n) * dmu**2 + score * self.link.d2mu_deta2(eta)
 
     def pearson_residual(self, y, mu, phi, n=1):
         """Pearson residual as glmmTMB 1.1.5 computes it: ``(y - mu) / sqrt(V(mu))``.
@@ -382,22 +379,15 @@ class Binomial(Family):
         if not self.link.log_probabilities:
             return super().loglik_eta(y, eta, phi, n)
         y, n = _as_float(y), _as_float(n)
-        return (_log_choose(n, y) + _times(y, self.link.log_mu(eta)[0])
-                + _times(n - y, self.link.log1m_mu(eta)[0]))
+        return _log_choose(n, y) + _times(y, self.link.log_mu(eta)) + _times(n - y, self.link.log1m_mu(eta))
 
-    def dloglik_deta(self, y, eta, phi=1.0, n=1):
-        """``y (log mu)' + (n - y) (log(1 - mu))'``, derivatives in eta."""
+    def eta_derivatives(self, y, eta, phi=1.0, n=1):
+        """``y (log mu)' + (n - y) (log(1 - mu))'`` and the same with the second derivatives, in eta."""
         if not self.link.log_probabilities:
-            return super().dloglik_deta(y, eta, phi, n)
+            return super().eta_derivatives(y, eta, phi, n)
         y, n = _as_float(y), _as_float(n)
-        return _times(y, self.link.log_mu(eta)[1]) + _times(n - y, self.link.log1m_mu(eta)[1])
-
-    def d2loglik_deta2(self, y, eta, phi=1.0, n=1):
-        """``y (log mu)'' + (n - y) (log(1 - mu))''``."""
-        if not self.link.log_probabilities:
-            return super().d2loglik_deta2(y, eta, phi, n)
-        y, n = _as_float(y), _as_float(n)
-        return _times(y, self.link.log_mu(eta)[2]) + _times(n - y, self.link.log1m_mu(eta)[2])
+        (d1, d2), (e1, e2) = self.link.log_mu_derivatives(eta), self.link.log1m_mu_derivatives(eta)
+        return y * d1 + (n - y) * e1, y * d2 + (n - y) * e2
 
     def check_response(self, y, n=None, name="y"):
         y = super().check_response(y, n, name)

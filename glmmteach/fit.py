@@ -397,25 +397,27 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
 
 
 def _beta_start(design: Design, phi: float) -> np.ndarray:
-    """Two candidates: least squares of g(mu_start) on X, weighted by the prior weights, and the fit of the
-    constant g(mean of mu_start); of those that give every mean inside the family's range, the one from
-    which IRLS reaches the higher log-likelihood. (With the inverse link, a y near 0 makes g(y) = 1/y huge,
-    and IRLS from its least squares can run off to means near 0.) Returns that candidate."""
+    """Least squares of g(mu_start) on X, weighted by the prior weights, where it gives every mean inside the
+    family's range; else, or if IRLS from it ends below the log-likelihood of the second candidate, the fit
+    of the constant g(mean of mu_start), that candidate. (With the inverse link, a y near 0 makes g(y) = 1/y
+    huge, and IRLS from its least squares can run off to means near 0.)"""
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
     root_w = np.sqrt(design.weights)
-    best, best_value = None, -np.inf
+    candidates = []
     for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
         with np.errstate(all="ignore"):
             beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
             mu = family.link.inverse(design.X @ beta0 + design.offset)
-            if not np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
-                continue
-            value = glm.loglik(design, glm.irls(design, beta0, phi, log=[]), phi)
-        if best is None or value > best_value:
-            best, best_value = beta0, value
-    if best is not None:
-        return best
+            if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
+                candidates.append(beta0)
+    if len(candidates) == 2:
+        with np.errstate(all="ignore"):
+            reached = glm.loglik(design, glm.irls(design, candidates[0], phi, log=[]), phi)
+            if not reached >= glm.loglik(design, candidates[1], phi):
+                return candidates[1]
+    if candidates:
+        return candidates[0]
     raise ValueError(f"no starting values give valid means for the {family.name} family with the "
                      f"'{family.link.name}' link; try another link (for Gamma, link='log')")
 

@@ -77,14 +77,17 @@ class Response:
         return d.weights * d.family.loglik_eta(d.y, self.eta, self.phi, d.n)
 
     @cached_property
-    def gradient(self) -> np.ndarray:
+    def _derivatives(self) -> tuple[np.ndarray, np.ndarray]:
         d = self.design
-        return d.weights * d.family.dloglik_deta(d.y, self.eta, self.phi, d.n)
+        return d.family.eta_derivatives(d.y, self.eta, self.phi, d.n)
+
+    @cached_property
+    def gradient(self) -> np.ndarray:
+        return self.design.weights * self._derivatives[0]
 
     @cached_property
     def D(self) -> np.ndarray:
-        d = self.design
-        return -d.weights * d.family.d2loglik_deta2(d.y, self.eta, self.phi, d.n)
+        return -self.design.weights * self._derivatives[1]
 
 
 @dataclass

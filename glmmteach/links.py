@@ -19,7 +19,7 @@ is a small frozen dataclass with four one-line methods:
 Links whose mean is a probability (logit, probit, cloglog) keep ``inverse(eta)`` inside
 ``[EPS, 1 - EPS]``, as R's ``make.link`` does; see :data:`EPS`. The likelihood does not use that clipped
 mean: these links also give :math:`\\log\\mu` and :math:`\\log(1-\\mu)` with their first two derivatives
-computed on the eta scale (``log_mu``, ``log1m_mu``), exact where mu rounds to 0 or 1.
+computed on the eta scale (``log_mu``, ``log1m_mu`` and their ``_derivatives``), exact where mu rounds to 0 or 1.
 """
 from __future__ import annotations
 
@@ -83,11 +83,19 @@ class Link:
     log_probabilities: ClassVar[bool] = False
 
     def log_mu(self, eta):
-        """``(log mu, d log mu / d eta, d^2 log mu / d eta^2)``, computed on the eta scale."""
+        """``log mu``, computed on the eta scale."""
+        raise NotImplementedError
+
+    def log_mu_derivatives(self, eta):
+        """``(d log mu / d eta, d^2 log mu / d eta^2)``."""
         raise NotImplementedError
 
     def log1m_mu(self, eta):
-        """``(log(1 - mu), d log(1 - mu) / d eta, d^2 log(1 - mu) / d eta^2)``, on the eta scale."""
+        """``log(1 - mu)``, computed on the eta scale."""
+        raise NotImplementedError
+
+    def log1m_mu_derivatives(self, eta):
+        """``(d log(1 - mu) / d eta, d^2 log(1 - mu) / d eta^2)``."""
         raise NotImplementedError
 
     def __str__(self):
@@ -175,14 +183,22 @@ class Logit(Link):
     log_probabilities: ClassVar[bool] = True
 
     def log_mu(self, eta):
-        """``log mu = -log(1 + exp(-eta))``, derivatives ``1 - mu`` and ``-mu (1 - mu)``."""
+        """``log mu = -log(1 + exp(-eta))``."""
+        return -np.logaddexp(0.0, -_as_float(eta))
+
+    def log_mu_derivatives(self, eta):
+        """``1 - mu`` and ``-mu (1 - mu)``."""
         eta = _as_float(eta)
-        return -np.logaddexp(0.0, -eta), expit(-eta), -expit(eta) * expit(-eta)
+        return expit(-eta), -expit(eta) * expit(-eta)
 
     def log1m_mu(self, eta):
-        """``log(1 - mu) = -log(1 + exp(eta))``, derivatives ``-mu`` and ``-mu (1 - mu)``."""
+        """``log(1 - mu) = -log(1 + exp(eta))``."""
+        return -np.logaddexp(0.0, _as_float(eta))
+
+    def log1m_mu_derivatives(self, eta):
+        """``-mu`` and ``-mu (1 - mu)``."""
         eta = _as_float(eta)
-        return -np.logaddexp(0.0, eta), -expit(eta), -expit(eta) * expit(-eta)
+        return -expit(eta), -expit(eta) * expit(-eta)
 
 
 @dataclass(frozen=True)
@@ -213,16 +229,23 @@ class Probit(Link):
     log_probabilities: ClassVar[bool] = True
 
     def log_mu(self, eta):
-        """``log Phi(eta)`` (scipy's ``log_ndtr``); its derivative is the ratio ``m = phi(eta) / Phi(eta)``,
-        the second ``-m (eta + m)``."""
+        """``log Phi(eta)`` (scipy's ``log_ndtr``)."""
+        return log_ndtr(_as_float(eta))
+
+    def log_mu_derivatives(self, eta):
+        """The ratio ``m = phi(eta) / Phi(eta)`` and ``-m (eta + m)``."""
         eta = _as_float(eta)
         m = _mills_ratio(eta)
-        return log_ndtr(eta), m, -m * (eta + m)
+        return m, -m * (eta + m)
 
     def log1m_mu(self, eta):
-        """``log(1 - Phi(eta)) = log Phi(-eta)``: :meth:`log_mu` at ``-eta``, derivatives signed by the chain rule."""
-        value, d1, d2 = self.log_mu(-_as_float(eta))
-        return value, -d1, d2
+        """``log(1 - Phi(eta)) = log Phi(-eta)``."""
+        return log_ndtr(-_as_float(eta))
+
+    def log1m_mu_derivatives(self, eta):
+        """:meth:`log_mu_derivatives` at ``-eta``, signed by the chain rule."""
+        d1, d2 = self.log_mu_derivatives(-_as_float(eta))
+        return -d1, d2
 
 
 def _mills_ratio(eta):
@@ -266,19 +289,27 @@ class Cloglog(Link):
     log_probabilities: ClassVar[bool] = True
 
     def log_mu(self, eta):
-        """With ``t = exp(eta)``: ``log mu = log(1 - exp(-t))``, its derivative ``r = t / (exp(t) - 1)``, the
-        second ``r (1 - t / (1 - exp(-t)))`` (a series where t is small, as the difference cancels there)."""
+        """With ``t = exp(eta)``: ``log mu = log(1 - exp(-t))`` (through expm1 for small t, log1p for large)."""
         t = np.exp(np.minimum(_as_float(eta), 700.0))
-        value = np.where(t < np.log(2), np.log(-np.expm1(-np.minimum(t, np.log(2)))),
-                         np.log1p(-np.exp(-np.maximum(t, np.log(2)))))
+        return np.where(t < np.log(2), np.log(-np.expm1(-np.minimum(t, np.log(2)))),
+                        np.log1p(-np.exp(-np.maximum(t, np.log(2)))))
+
+    def log_mu_derivatives(self, eta):
+        """``r = t / (exp(t) - 1)`` and ``r (1 - t / (1 - exp(-t)))`` (a series where t is small, as the
+        difference cancels there)."""
+        t = np.exp(np.minimum(_as_float(eta), 700.0))
         with np.errstate(over="ignore"):
             r = t / np.expm1(t)                         # 0 where exp(t) overflows, as it should
-        return value, r, r * _one_minus_t_over_expm1(t)
+        return r, r * _one_minus_t_over_expm1(t)
 
     def log1m_mu(self, eta):
-        """``log(1 - mu) = -exp(eta)``, and so are both its derivatives."""
-        t = -np.exp(np.minimum(_as_float(eta), 700.0))
-        return t, t, t
+        """``log(1 - mu) = -exp(eta)``."""
+        return -np.exp(np.minimum(_as_float(eta), 700.0))
+
+    def log1m_mu_derivatives(self, eta):
+        """Both are ``-exp(eta)`` too."""
+        t = self.log1m_mu(eta)
+        return t, t
 
 
 def _one_minus_t_over_expm1(t):
