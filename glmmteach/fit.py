@@ -460,11 +460,10 @@ def _restarts(objective: Objective, psi0: np.ndarray, optimum: Optimum, verbose:
               polish: bool) -> Optimum:
     """Only for a fit that did not converge: descend again from psi0 with every random-effect SD ten times
     smaller and ten times larger, and keep the lowest -log L (at equal values, within 1e-6, a converged one)."""
-    p, t = objective.p_outer, objective.design.n_theta
-    best_value = objective(optimum.psi)
+    theta, best_value = objective.layout.where("theta"), objective(optimum.psi)
     for factor in (0.1, 10.0):
         start = psi0.copy()
-        start[p:p + t] *= factor
+        start[theta] *= factor
         candidate = _descend(objective, start, verbose, rounds, polish)
         value = objective(candidate.psi)
         if value < best_value - 1e-6 or (value < best_value + 1e-6 and candidate.converged and not optimum.converged):
@@ -507,9 +506,8 @@ def _converged(objective: Objective, psi: np.ndarray, hessian, inverse) -> bool:
     free = _free(psi, objective.bounds())
     if not np.all(np.isfinite(gradient)):
         return False
-    p, t = objective.p_outer, objective.design.n_theta
     unit, sd_unit = np.ones(len(psi)), _theta_start(objective.design, _sd_scale(objective, psi))
-    unit[p:p + t] = np.where(sd_unit > 0, sd_unit, 1.0)
+    unit[objective.layout.where("theta")] = np.where(sd_unit > 0, sd_unit, 1.0)
     if np.any(~free & (-gradient * unit > 1e-3)):
         return False
     g = gradient[free]
