@@ -362,7 +362,8 @@ class GlmmFit:
         glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"``; see
         :func:`glmmteach.confint.confint`.
 
-        R: ``confint(m, method = "wald")`` (glmmTMB)."""
+        R: ``confint(m)``, ``confint(m, method = "profile")`` (glmmTMB), ``confint(m, method = "boot")`` (lme4)
+        """
         from .confint import confint
         return confint(self, parm, level, method, nsim, seed)
 
