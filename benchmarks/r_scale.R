@@ -3,7 +3,7 @@
 # random-effect SDs, sigma and the process's peak resident memory (VmHWM, MB).
 #
 # Usage, from the project root (benchmarks/scale.py calls it):
-#   Rscript benchmarks/r_scale.R export              # write the data sets below into benchmarks/data
+#   Rscript benchmarks/r_scale.R export              # write the cost-growth data sets into benchmarks/data
 #   Rscript benchmarks/r_scale.R ROW ENGINE [RUNS]   # ENGINE: lmer, glmer, glmmTMB or glm
 suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -13,14 +13,7 @@ growth_sizes <- c(1e3, 1e4, 1e5, 1e6)
 growth_file <- function(n) file.path(data_dir, sprintf("growth_%d.csv.gz", as.integer(n)))
 
 export <- function() {
-  d <- lme4::InstEval
-  con <- gzfile(file.path(data_dir, "insteval.csv.gz"), "w")
-  write.csv(data.frame(y = d$y, s = d$s, d = d$d, dept = d$dept, service = d$service), con,
-            row.names = FALSE, quote = FALSE); close(con)
-  data(Chem97, package = "mlmRev")
-  con <- gzfile(file.path(data_dir, "chem97.csv.gz"), "w")
-  write.csv(data.frame(score = Chem97$score, lea = Chem97$lea, school = Chem97$school), con,
-            row.names = FALSE, quote = FALSE); close(con)
+  # InstEval and Chem97 are read from tests/reference/data (written there by make_scale_reference.R).
   # the cost-growth rows: y ~ x + (1 | g), binary, 50 rows per group, intercept SD 0.8 (not committed:
   # remade here, from the seed, for every run)
   for (n in growth_sizes) {
@@ -36,13 +29,13 @@ export <- function() {
 
 load_row <- function(row) {
   if (startsWith(row, "insteval")) {
-    d <- read.csv(file.path(data_dir, "insteval.csv.gz"))
+    d <- read.csv("tests/reference/data/insteval.csv.gz")
     for (v in c("s", "d", "dept", "service")) d[[v]] <- factor(d[[v]])
     d$good <- as.integer(d$y > 3)
     return(d)
   }
   if (row == "chem97") {
-    d <- read.csv(file.path(data_dir, "chem97.csv.gz"))
+    d <- read.csv("tests/reference/data/chem97.csv.gz")
     d$lea <- factor(d$lea); d$school <- factor(d$school)
     return(d)
   }

@@ -28,6 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks"
 DATA = HERE / "data"
+REFERENCE_DATA = ROOT / "tests" / "reference" / "data"     # InstEval and Chem97, with their lmer references
 GROWTH = [1_000, 10_000, 100_000, 1_000_000]
 
 #: row -> (formula, family, link, REML, R engines, runs)
@@ -44,10 +45,10 @@ ROWS = {
 def load(row: str) -> pd.DataFrame:
     """The row's data, read as r_scale.R reads it (grouping columns as text)."""
     if row.startswith("insteval"):
-        d = pd.read_csv(DATA / "insteval.csv.gz", dtype={"s": str, "d": str, "dept": str, "service": str})
+        d = pd.read_csv(REFERENCE_DATA / "insteval.csv.gz", dtype={"s": str, "d": str, "dept": str, "service": str})
         return d.assign(good=(d.y > 3).astype(int))
     if row == "chem97":
-        return pd.read_csv(DATA / "chem97.csv.gz", dtype={"lea": str, "school": str})
+        return pd.read_csv(REFERENCE_DATA / "chem97.csv.gz", dtype={"lea": str, "school": str})
     if row == "fish_gamma_glm":
         d = pd.read_csv(ROOT / "datasets" / "fish_vaccines.csv")
         return d.assign(vaccine=pd.Categorical(d.vaccine), day_f=pd.Categorical(d.day))
@@ -96,6 +97,8 @@ def measure(rows: list[str]) -> list[dict]:
 
 
 def table(results: list[dict]) -> pd.DataFrame:
+    """One line per row: glmmteach's time and peak memory, each R engine's, the ratio to the faster R engine,
+    and the log-likelihood differences that show the engines fitted the same model."""
     out = []
     for row in dict.fromkeys(r["row"] for r in results):
         fits = {r["engine"]: r for r in results if r["row"] == row}
@@ -103,11 +106,9 @@ def table(results: list[dict]) -> pd.DataFrame:
         best = min(fits.values(), key=lambda r: r["seconds"])
         formula, family, link, reml, _, runs = ROWS[row]
         out.append({"row": row, "model": f"`{formula}`, {family}({link}), {'REML' if reml else 'ML'}",
-                    "glmmteach (s)": round(ours["seconds"], 3),
-                    **{f"{e} (s)": round(r["seconds"], 3) for e, r in fits.items()},
+                    "glmmteach: s (peak MB)": f"{ours['seconds']:.3g} ({ours['peak_mb']:.0f})",
+                    "R: s (peak MB)": "; ".join(f"{e} {r['seconds']:.3g} ({r['peak_mb']:.0f})" for e, r in fits.items()),
                     "faster R / glmmteach": round(best["seconds"] / ours["seconds"], 2),
-                    "peak MB glmmteach": round(ours["peak_mb"]),
-                    **{f"peak MB {e}": round(r["peak_mb"]) for e, r in fits.items()},
                     "logLik glmmteach − R": "; ".join(f"{e} {ours['logLik'] - r['logLik']:+.1e}"
                                                       for e, r in fits.items()),
                     "R warnings": "; ".join(w for r in fits.values() for w in r["warnings"])})
@@ -145,9 +146,11 @@ def write_readme(result: pd.DataFrame, load: tuple) -> None:
     start, end = "<!-- scale table: written by benchmarks/scale.py -->", "<!-- end of scale table -->"
     import glmmteach as gt
     lines = [start, f"Made by `python benchmarks/scale.py` on {time.strftime('%Y-%m-%d')} (glmmteach "
-             f"{gt.__version__}; R engines in the same run, each fit in a process of its own; load average "
-             f"{load[0]} at the start and {load[1]} at the end, on 2 cores). Peak MB is the fitting process's "
-             "peak resident memory, data and libraries included.", "", markdown(result), "",
+             f"{gt.__version__}; R engines in the same run, each fit in a process of its own, R's and glmmteach's "
+             f"one after the other for each row; load average {load[0]} at the start and {load[1]} at the end, on "
+             "2 cores: other work shared the machine, so read the ratios rather than the seconds). Peak MB is the "
+             "fitting process's peak resident memory, data and libraries included. The fish GLM row is the median of "
+             "21 fits, chem97 of 3, the others one fit each.", "", markdown(result), "",
              "Cost growth (the `growth_*` rows): ![fit time against rows](scaling.svg)", end]
     readme = HERE / "README.md"
     text = readme.read_text()
@@ -162,15 +165,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    parser.add_argument("--tables-only", action="store_true",
+                        help="rewrite the tables and the figure from benchmarks/scale_results.json")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one)))
         return
-    subprocess.run(["Rscript", "benchmarks/r_scale.R", "export"], cwd=ROOT, check=True)
-    load_start = Path("/proc/loadavg").read_text().split()[0]
-    results = measure(args.rows)
-    load_end = Path("/proc/loadavg").read_text().split()[0]
-    (HERE / "scale_results.json").write_text(json.dumps(results, indent=1))
+    if args.tables_only:
+        saved = json.loads((HERE / "scale_results.json").read_text())
+        results, (load_start, load_end) = saved["results"], saved["load"]
+    else:
+        subprocess.run(["Rscript", "benchmarks/r_scale.R", "export"], cwd=ROOT, check=True)
+        load_start = Path("/proc/loadavg").read_text().split()[0]
+        results = measure(args.rows)
+        load_end = Path("/proc/loadavg").read_text().split()[0]
+        (HERE / "scale_results.json").write_text(json.dumps({"results": results, "load": [load_start, load_end]},
+                                                            indent=1))
     result = table(results)
     print(result.to_string(index=False))
     figure(results, HERE / "scaling.svg")
