@@ -26,13 +26,16 @@ __all__ = ["ConvergenceWarning", "ScaledResiduals", "adjust", "anova", "bootstra
            "test_zero_inflation"]
 
 
-def _plot_scaled_residuals(res, **options):
-    """``res.plot()``: the core imports no plotting, so the package hands it the drawing, loaded on first use."""
-    from .plotting import plot_scaled_residuals
-    return plot_scaled_residuals(res, **options)
+def _drawing(name: str):
+    """A picture of glmmteach.plotting, loaded when first drawn: the core imports no plotting, so the package
+    hands ``res.plot()`` and ``emm.plot()`` their drawings."""
+    def draw(*args, **options):
+        return getattr(importlib.import_module(".plotting", __name__), name)(*args, **options)
+    return staticmethod(draw)
 
 
-ScaledResiduals.painter = staticmethod(_plot_scaled_residuals)
+ScaledResiduals.painter = _drawing("plot_scaled_residuals")
+inference.EmmGrid.painter = _drawing("plot_emmeans")
 
 
 def __getattr__(name):

@@ -24,7 +24,7 @@ from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
 from . import numdiff
-from .fit import ConvergenceWarning
+from .problems import ConvergenceWarning
 
 
 # ---- the variance parameters as glmmTMB reports them ---------------------------------------------

@@ -36,7 +36,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from .fit import ConvergenceWarning, NotPositiveDefinite
+from .laplace import NotPositiveDefinite
+from .problems import ConvergenceWarning
 from .parallel import map_seeds
 from .rformat import r_format_pval
 

@@ -25,11 +25,8 @@ from . import families, glm, numdiff, params
 from .design import Design, build, caller_stacklevel
 from .laplace import (LaplaceResult, NotPositiveDefinite, Response, agq_loglik, laplace_loglik, per_observation, score,
                       score_dispersion)
+from .problems import ConvergenceWarning
 from .results import GlmmFit
-
-
-class ConvergenceWarning(UserWarning):
-    """The fit did not converge, is singular, or its Hessian is not positive definite."""
 
 
 #: What an inner solve raises where it cannot go on (a Hessian that is not positive definite, overflow)

@@ -217,10 +217,13 @@ class EmmGrid(_LinearFunctions):
     def contrast(self, method="pairwise", ref=0, adjust: str | None = None) -> "Contrasts":
         return contrast(self, method, ref=ref, adjust=adjust)
 
+    #: the function that draws :meth:`plot`; ``import glmmteach`` sets it to
+    #: :func:`glmmteach.plotting.plot_emmeans` (the core imports no plotting; matplotlib loads on first use)
+    painter = None
+
     def plot(self, ax=None):
         """The estimates with their confidence intervals, one panel row per ``by`` group."""
-        from .plotting import plot_emmeans
-        return plot_emmeans(self, ax=ax)
+        return type(self).painter(self, ax=ax)
 
 
 def _as_text(values) -> list[str]:

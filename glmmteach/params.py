@@ -108,18 +108,21 @@ class Layout:
 
 
 def layout(design, reml: bool, beta=None, theta=None, disp=None) -> Layout:
-    """The blocks of psi for a model, with their starting values (zeros where none are given): the one
-    place where psi is laid out."""
-    beta = np.zeros(len(design.x_names)) if beta is None else np.asarray(beta, float)
+    """The blocks of psi for a model, with their starting values (zeros where none are
+    given): the one place where psi is laid out."""
+    p, q_disp = len(design.x_names), design.X_disp.shape[1]
+    beta = np.zeros(p) if beta is None else np.asarray(beta, float)
     theta = np.zeros(design.n_theta) if theta is None else np.asarray(theta, float)
-    disp = np.zeros(design.X_disp.shape[1]) if disp is None else np.asarray(disp, float)
+    disp = np.zeros(q_disp) if disp is None else np.asarray(disp, float)
+    unbounded = lambda size: np.full(size, -np.inf)          # noqa: E731
     blocks = []
-    if not reml:
-        blocks.append(Block("beta", tuple(design.x_names), np.full(len(beta), -np.inf), beta))
+    if not reml:                        # under REML beta is integrated, not optimised
+        blocks.append(Block("beta", tuple(design.x_names), unbounded(p), beta))
     for term, part in zip(design.terms, design.theta_slices()):
-        blocks.append(Block("theta", tuple(term.structure.theta_names(term.group)), term.structure.lower_bounds(),
-                            theta[part]))
-    if design.X_disp.shape[1]:
-        blocks.append(Block("disp", tuple(design.disp_names), np.full(design.X_disp.shape[1], -np.inf), disp))
-    # zero-inflation coefficients (ziformula) would be the next block: Block("zi", ...)
+        s = term.structure              # one block per random term
+        blocks.append(Block("theta", tuple(s.theta_names(term.group)),
+                            s.lower_bounds(), theta[part]))
+    if q_disp:                          # log phi = X_disp beta_disp
+        blocks.append(Block("disp", tuple(design.disp_names), unbounded(q_disp), disp))
+    # the zero-inflation coefficients (ziformula) would come here: Block("zi", ...)
     return Layout(blocks)
