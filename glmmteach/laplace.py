@@ -639,8 +639,7 @@ def score_dispersion(result: LaplaceResult) -> np.ndarray:
               - \\tfrac12\\, \\frac{\\partial g_i}{\\partial s_i}\\,(W H_v^{-1} W^\\top c)_i .
 
     The partial derivatives in :math:`s_i` of :math:`\\ell_i`, :math:`g_i` and :math:`D_i` (functions of
-    :math:`\\eta_i` and :math:`s_i` alone) are fourth-order central differences
-    (:func:`glmmteach.numdiff.elementwise`), so that this gradient is exact to about 1e-12.
+    :math:`\\eta_i` and :math:`s_i` alone) are central differences (:func:`glmmteach.numdiff.elementwise`).
     """
     design, problem, response, factor = result.problem.design, result.problem, result.response, result.factor
 
@@ -648,7 +647,7 @@ def score_dispersion(result: LaplaceResult) -> np.ndarray:
         at = Response.at(design, response.eta, np.exp(s))
         return at.loglik, at.gradient, at.D
 
-    dloglik, dg, dD = numdiff.elementwise(state, np.log(problem.phi), order=4)
+    dloglik, dg, dD = numdiff.elementwise(state, np.log(problem.phi))
     if factor is None:
         return dloglik
     h, c = result.leverage, result.dlogdet_deta
