@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from run import markdown   # benchmarks/run.py: the same Markdown table writer
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks"
 DATA = HERE / "data"
@@ -134,12 +136,6 @@ def figure(results: list[dict], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    cell = lambda v: "" if pd.isna(v) else str(v).replace("|", "\\|")
-    rows = [list(map(str, frame.columns))] + [[cell(v) for v in r] for r in frame.itertuples(index=False)]
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows[:1] + [["---"] * len(rows[0])] + rows[1:])
 
 
 def write_readme(result: pd.DataFrame, load: tuple) -> None:
