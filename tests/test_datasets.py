@@ -15,7 +15,7 @@ import pytest
 import glmmteach as gt
 
 REPO = Path(__file__).resolve().parent.parent
-COURSE_DATA = ["beall_webworms", "crowder_seeds", "fish_vaccines", "mcconway_turnip"]
+COURSE_DATA = ["beall_webworms", "crowder_seeds", "fecal_egg_counts", "fish_vaccines", "mcconway_turnip"]
 
 
 def test_names_lists_the_course_data_sorted():
@@ -29,6 +29,7 @@ def test_names_lists_the_course_data_sorted():
         ("fish_vaccines", (2000, 6)),
         ("beall_webworms", (1300, 7)),
         ("mcconway_turnip", (64, 5)),
+        ("fecal_egg_counts", (191, 9)),
     ],
 )
 def test_load_gives_the_whole_file_with_no_missing_values(name, shape):
