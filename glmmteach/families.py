@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln, polygamma, xlog1py, xlogy
 
-from . import links
+from . import links, numdiff
 from .links import Link
 
 LOG_2PI = np.log(2 * np.pi)
@@ -53,6 +53,22 @@ def _times(count, log_p):
     """``count * log_p`` with 0 times anything equal to 0 (no success: log mu does not count, even if -inf)."""
     with np.errstate(invalid="ignore"):
         return np.where(count == 0, 0.0, count * log_p)
+
+
+def _phi_term(f, phi):
+    """``f(phi)`` for a function of phi alone, computed once when every observation has the same phi
+    (one dispersion for the whole model, the usual case) and broadcast; else entry by entry."""
+    phi = _as_float(phi)
+    if phi.size > 1 and phi.flat[0] == phi.flat[-1] and np.all(phi == phi.flat[0]):
+        return np.broadcast_to(f(phi.flat[0]), phi.shape)
+    return f(phi)
+
+
+def _success_rules(y):
+    return [(y < 0, "has negative success counts",
+             "y is the number of successes, 0, 1, ..., n"),
+            (y != np.round(y), "has non-integer success counts",
+             "y is the number of successes; for a proportion, give the trials as weights")]
 
 
 def _fmt(value):
@@ -76,7 +92,8 @@ class Family:
     -----
     Subclasses implement ``loglik``, ``dloglik_dmu``, ``d2loglik_dmu2``, ``variance``
     (R's variance function ``V(mu)``), ``var_y`` (the full ``Var y``, with ``phi``),
-    ``simulate``, ``start_mu``, ``unit_deviance`` and ``_support_rules``.
+    ``simulate``, ``start_mu``, ``unit_deviance`` and ``_support_rules``; a family with a dispersion
+    parameter also :meth:`dispersion_partials` (else they come from finite differences).
 
     A family also declares what the rest of the library would otherwise ask its name about:
     ``trials`` (a binomial-type response, successes out of ``n``: ``cbind()`` and proportions with
@@ -217,6 +234,18 @@ class Family:
     def unit_deviance(self, y, mu, phi, n=1):
         raise NotImplementedError
 
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """The partial derivatives in :math:`s = \\log\\phi` of :math:`\\ell`, :math:`\\ell'(\\mu)` and
+        :math:`\\ell''(\\mu)` at fixed mu (a tuple of three arrays): zeros for a family without a dispersion
+        parameter; here by central differences in s (:func:`glmmteach.numdiff.elementwise`), which each
+        family with a dispersion parameter replaces by its formulas."""
+        shape = np.broadcast(_as_float(y), _as_float(mu), _as_float(phi)).shape
+        if not self.has_phi:
+            return tuple(np.zeros(shape) for _ in range(3))
+        s = np.broadcast_to(np.log(_as_float(phi)), shape)
+        return numdiff.elementwise(lambda s: (self.loglik(y, mu, np.exp(s), n), self.dloglik_dmu(y, mu, np.exp(s), n),
+                                              self.d2loglik_dmu2(y, mu, np.exp(s), n)), s)
+
     # --- on the scale of the linear predictor (what the fit uses) ----------------------------------
     def loglik_eta(self, y, eta, phi, n=1):
         """``ell(eta) = loglik(y, mu(eta))``."""
@@ -227,6 +256,22 @@ class Family:
         mu, dmu = self.link.inverse(eta), self.link.dmu_deta(eta)
         score = self.dloglik_dmu(y, mu, phi, n)
         return score * dmu, self.d2loglik_dmu2(y, mu, phi, n) * dmu**2 + score * self.link.d2mu_deta2(eta)
+
+    def dispersion_derivatives(self, y, eta, phi, n=1):
+        """The partial derivatives in :math:`s = \\log\\phi` of :math:`\\ell`, :math:`g = \\partial\\ell/\\partial\\eta`
+        and :math:`\\partial^2\\ell/\\partial\\eta^2` at fixed eta. With :math:`\\ell_s, \\ell'_s, \\ell''_s` from
+        :meth:`dispersion_partials` (mu does not depend on s):
+
+        .. math:: \\frac{\\partial g}{\\partial s} = \\ell'_s\\,\\mu'(\\eta), \\qquad
+                  \\frac{\\partial}{\\partial s}\\frac{\\partial^2\\ell}{\\partial\\eta^2}
+                  = \\ell''_s\\,\\mu'(\\eta)^2 + \\ell'_s\\,\\mu''(\\eta).
+        """
+        if not self.has_phi:
+            shape = np.broadcast(_as_float(y), _as_float(eta), _as_float(phi)).shape
+            return tuple(np.zeros(shape) for _ in range(3))
+        mu, dmu = self.link.inverse(eta), self.link.dmu_deta(eta)
+        l_s, l1_s, l2_s = self.dispersion_partials(y, mu, phi, n)
+        return l_s, l1_s * dmu, l2_s * dmu**2 + l1_s * self.link.d2mu_deta2(eta)
 
     def pearson_residual(self, y, mu, phi, n=1):
         """Pearson residual as glmmTMB 1.1.5 computes it: ``(y - mu) / sqrt(V(mu))``.
@@ -269,7 +314,14 @@ class Gaussian(Family):
     def loglik(self, y, mu, phi, n=1):
         """``-log(2 pi)/2 - log(phi) - (y - mu)^2 / (2 phi^2)``."""
         z = (_as_float(y) - mu) / phi
-        return -0.5 * LOG_2PI - np.log(phi) - 0.5 * z**2
+        return -0.5 * LOG_2PI - _phi_term(np.log, phi) - 0.5 * z**2
+
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """With :math:`s = \\log\\sigma` and :math:`z = (y - \\mu)/\\sigma`: :math:`\\partial\\ell/\\partial s = z^2 - 1`,
+        and :math:`\\ell' = (y - \\mu)/\\sigma^2`, :math:`\\ell'' = -1/\\sigma^2` carry :math:`\\sigma^{-2} = e^{-2s}`,
+        so :math:`\\partial\\ell'/\\partial s = -2\\ell'` and :math:`\\partial\\ell''/\\partial s = -2\\ell''`."""
+        z = (_as_float(y) - mu) / _as_float(phi)
+        return z**2 - 1, -2 * self.dloglik_dmu(y, mu, phi), -2 * self.d2loglik_dmu2(y, mu, phi)
 
     def dloglik_dmu(self, y, mu, phi, n=1):
         """``(y - mu) / phi^2``."""
@@ -302,6 +354,27 @@ class Gaussian(Family):
     def unit_deviance(self, y, mu, phi, n=1):
         """R's ``gaussian()$dev.resids``: ``(y - mu)^2`` (not divided by ``sigma^2``)."""
         return (_as_float(y) - mu) ** 2
+
+
+def _check_trials(family, y, n, name):
+    """For a family of successes out of n trials: n whole and at least 1, and y at most n."""
+    trials = family._numeric(1.0 if n is None else n, f"number of trials for {name!r}")
+    bad = ~np.isfinite(trials) | (trials < 1) | (trials != np.round(trials))
+    bad = np.broadcast_to(bad, np.broadcast(y, trials).shape).ravel()
+    if bad.any():
+        row = int(np.argmax(bad))
+        value = np.broadcast_to(trials, bad.shape)[row]
+        raise ValueError(
+            f"number of trials for response {name!r} must be a whole number >= 1 for "
+            f"the {family.name} family; found {_fmt(value)} in row {row}")
+    above = np.broadcast_to(y > trials, bad.shape)
+    if above.any():
+        row = int(np.argmax(above))
+        raise ValueError(
+            f"response {name!r} has more successes than trials for the {family.name} family; "
+            f"found {_fmt(np.broadcast_to(y, bad.shape)[row])} successes with "
+            f"n = {_fmt(np.broadcast_to(trials, bad.shape)[row])} trials in row {row}")
+    return y
 
 
 @dataclass(frozen=True)
@@ -390,30 +463,10 @@ class Binomial(Family):
         return y * d1 + (n - y) * e1, y * d2 + (n - y) * e2
 
     def check_response(self, y, n=None, name="y"):
-        y = super().check_response(y, n, name)
-        trials = self._numeric(1.0 if n is None else n, f"number of trials for {name!r}")
-        bad = ~np.isfinite(trials) | (trials < 1) | (trials != np.round(trials))
-        bad = np.broadcast_to(bad, np.broadcast(y, trials).shape).ravel()
-        if bad.any():
-            row = int(np.argmax(bad))
-            value = np.broadcast_to(trials, bad.shape)[row]
-            raise ValueError(
-                f"number of trials for response {name!r} must be a whole number >= 1 for "
-                f"the binomial family; found {_fmt(value)} in row {row}")
-        above = np.broadcast_to(y > trials, bad.shape)
-        if above.any():
-            row = int(np.argmax(above))
-            raise ValueError(
-                f"response {name!r} has more successes than trials for the binomial family; "
-                f"found {_fmt(np.broadcast_to(y, bad.shape)[row])} successes with "
-                f"n = {_fmt(np.broadcast_to(trials, bad.shape)[row])} trials in row {row}")
-        return y
+        return _check_trials(self, super().check_response(y, n, name), n, name)
 
     def _support_rules(self, y, n, name):
-        return [(y < 0, "has negative success counts",
-                 "y is the number of successes, 0, 1, ..., n"),
-                (y != np.round(y), "has non-integer success counts",
-                 "y is the number of successes; for a proportion, give the trials as weights")]
+        return _success_rules(y)
 
 
 @dataclass(frozen=True)
@@ -472,6 +525,11 @@ class Poisson(Family):
         return self._count_rules(y)
 
 
+def _gamma_shape_term(k):
+    """The Gamma log density's terms in the shape k alone, :math:`k\\log k - \\log\\Gamma(k)`."""
+    return k * np.log(k) - gammaln(k)
+
+
 @dataclass(frozen=True)
 class Gamma(Family):
     """Gamma distribution for positive ``y``, with mean ``mu`` and ``phi = sigma = 1/sqrt(shape)``.
@@ -494,8 +552,18 @@ class Gamma(Family):
     def loglik(self, y, mu, phi, n=1):
         """``(k - 1) log(y) - y/s - lgamma(k) - k log(s)`` with ``k = 1/phi^2``, ``s = mu phi^2``."""
         y, shape = _as_float(y), 1.0 / _as_float(phi) ** 2
-        scale = mu / shape
-        return xlogy(shape - 1, y) - y / scale - gammaln(shape) - shape * np.log(scale)
+        log_mu = np.log(mu)
+        return (xlogy(shape - 1, y) - shape * y / mu - shape * log_mu
+                + _phi_term(lambda phi: _gamma_shape_term(1.0 / phi**2), phi))
+
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """With :math:`s = \\log\\phi`, :math:`k = e^{-2s}` (so :math:`\\partial k/\\partial s = -2k`) and
+        :math:`\\partial\\ell/\\partial k = \\log y - y/\\mu - \\psi(k) + \\log k + 1 - \\log\\mu`:
+        :math:`\\partial\\ell/\\partial s = -2k\\,\\partial\\ell/\\partial k`; :math:`\\ell'` and :math:`\\ell''` are
+        proportional to k, so :math:`\\partial\\ell'/\\partial s = -2\\ell'` and :math:`\\partial\\ell''/\\partial s = -2\\ell''`."""
+        y, mu, shape = _as_float(y), _as_float(mu), 1.0 / _as_float(phi) ** 2
+        in_k = np.log(y / mu) - y / mu + 1 + _phi_term(lambda phi: np.log(phi**-2) - digamma(phi**-2), phi)
+        return -2 * shape * in_k, -2 * self.dloglik_dmu(y, mu, phi), -2 * self.d2loglik_dmu2(y, mu, phi)
 
     def dloglik_dmu(self, y, mu, phi, n=1):
         """``k (y - mu) / mu^2`` with ``k = 1/phi^2``."""
@@ -558,8 +626,21 @@ class NBinom2(Family):
         """``lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) - theta log(1 + mu/theta)
         + y log(mu) - y log(theta + mu)``, with ``theta = phi``."""
         y, mu, theta = _as_float(y), _as_float(mu), _as_float(phi)
-        return (gammaln(y + theta) - gammaln(theta) - gammaln(y + 1)
+        return (gammaln(y + theta) - _phi_term(gammaln, theta) - gammaln(y + 1)
                 - theta * np.log1p(mu / theta) + xlogy(y, mu) - xlogy(y, theta + mu))
+
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """With :math:`s = \\log\\theta` (so :math:`\\partial/\\partial s = \\theta\\,\\partial/\\partial\\theta`):
+
+        .. math:: \\frac{\\partial\\ell}{\\partial s} = \\theta\\Big[\\psi(y + \\theta) - \\psi(\\theta)
+                  - \\log\\big(1 + \\tfrac{\\mu}{\\theta}\\big) + \\frac{\\mu - y}{\\theta + \\mu}\\Big],\\quad
+                  \\frac{\\partial\\ell'}{\\partial s} = \\frac{\\theta (y - \\mu)}{(\\theta + \\mu)^2},\\quad
+                  \\frac{\\partial\\ell''}{\\partial s} = \\frac{\\theta (\\mu - 2y - \\theta)}{(\\theta + \\mu)^3}.
+        """
+        y, mu, theta = _as_float(y), _as_float(mu), _as_float(phi)
+        total = theta + mu
+        l_s = theta * (digamma(y + theta) - _phi_term(digamma, theta) - np.log1p(mu / theta) + (mu - y) / total)
+        return l_s, theta * (y - mu) / total**2, theta * (mu - 2 * y - theta) / total**3
 
     def dloglik_dmu(self, y, mu, phi, n=1):
         """``y/mu - (y + theta)/(theta + mu) = theta (y - mu) / (mu (theta + mu))``."""
@@ -627,7 +708,23 @@ class Beta(Family):
         """``lgamma(phi) - lgamma(a) - lgamma(b) + (a - 1) log(y) + (b - 1) log(1 - y)``."""
         y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
         a, b = mu * phi, (1 - mu) * phi
-        return gammaln(phi) - gammaln(a) - gammaln(b) + xlogy(a - 1, y) + xlog1py(b - 1, -y)
+        return _phi_term(gammaln, phi) - gammaln(a) - gammaln(b) + xlogy(a - 1, y) + xlog1py(b - 1, -y)
+
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """With :math:`s = \\log\\phi`, :math:`a = \\mu\\phi`, :math:`b = (1 - \\mu)\\phi` (so :math:`\\partial a/\\partial s = a`,
+        :math:`\\partial b/\\partial s = b`) and :math:`\\psi_k` the polygamma functions:
+
+        .. math:: \\frac{\\partial\\ell}{\\partial s} = \\phi\\psi(\\phi) - a[\\psi(a) - \\log y] - b[\\psi(b) - \\log(1 - y)],
+                  \\quad \\frac{\\partial\\ell'}{\\partial s} = \\ell' + \\phi^2[(1 - \\mu)\\psi_1(b) - \\mu\\psi_1(a)],
+                  \\quad \\frac{\\partial\\ell''}{\\partial s} = 2\\ell'' - \\phi^3[\\mu\\psi_2(a) + (1 - \\mu)\\psi_2(b)].
+        """
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        a, b = mu * phi, (1 - mu) * phi
+        l_s = _phi_term(lambda p: p * digamma(p), phi) - a * (digamma(a) - np.log(y)) - b * (digamma(b) - np.log1p(-y))
+        l1 = self.dloglik_dmu(y, mu, phi)
+        l1_s = l1 + phi**2 * ((1 - mu) * polygamma(1, b) - mu * polygamma(1, a))
+        l2_s = 2 * self.d2loglik_dmu2(y, mu, phi) - phi**3 * (mu * polygamma(2, a) + (1 - mu) * polygamma(2, b))
+        return l_s, l1_s, l2_s
 
     def dloglik_dmu(self, y, mu, phi, n=1):
         """``phi [log(y) - log(1 - y) - digamma(a) + digamma(b)]``."""
@@ -673,8 +770,198 @@ class Beta(Family):
                  "(y (N - 1) + 0.5) / N with N the number of observations")]
 
 
+@dataclass(frozen=True)
+class NBinom1(Family):
+    """Negative binomial with linear variance (glmmTMB's ``nbinom1``): ``Var y = mu (1 + phi)``.
+
+    glmmTMB's ``sigma()`` returns ``phi``, the extra variance per unit of the mean (small ``phi``: close
+    to Poisson). The size is ``k = mu/phi`` and the success probability ``p = 1/(1 + phi)`` (R's
+    ``dnbinom(y, size = mu/phi, prob = 1/(1 + phi))``, glmmTMB's ``dnbinom_robust`` with
+    ``log(var - mu) = log(mu phi)``):
+    ``log f(y) = lgamma(y + k) - lgamma(k) - lgamma(y + 1) - k log(1 + phi) + y log(phi) - y log(1 + phi)``.
+    The size moves with the mean, so the variance is proportional to it, as for a quasi-Poisson.
+    """
+
+    name: ClassVar[str] = "nbinom1"
+    support: ClassVar[str] = "{0, 1, 2, ...}"
+    variance_text: ClassVar[str] = "mu(1 + phi)"
+    canonical_link: ClassVar[str] = "none (log used)"
+    default_link: ClassVar[str] = "log"
+    allowed_links: ClassVar[tuple] = ("log", "identity", "sqrt")
+    sigma_meaning: ClassVar[str] = "sigma = phi, the variance per mean minus 1 (small: close to Poisson)"
+    integer_valued: ClassVar[bool] = True
+
+    def loglik(self, y, mu, phi, n=1):
+        """``lgamma(y + k) - lgamma(k) - lgamma(y + 1) - (k + y) log(1 + phi) + y log(phi)``, ``k = mu/phi``."""
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        k = mu / phi
+        return (gammaln(y + k) - gammaln(k) - gammaln(y + 1) - (k + y) * _phi_term(np.log1p, phi)
+                + xlogy(y, phi))
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        """``[psi(y + k) - psi(k) - log(1 + phi)] / phi`` (psi the digamma function, ``k = mu/phi``)."""
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        k = mu / phi
+        return (digamma(y + k) - digamma(k) - np.log1p(phi)) / phi
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        """``[psi_1(y + k) - psi_1(k)] / phi^2`` (psi_1 the trigamma function)."""
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        k = mu / phi
+        return (polygamma(1, y + k) - polygamma(1, k)) / phi**2
+
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """With :math:`s = \\log\\phi` and :math:`k = \\mu/\\phi` (so :math:`\\partial k/\\partial s = -k`),
+        :math:`A = \\psi(y + k) - \\psi(k) - \\log(1 + \\phi)` and :math:`B = \\psi_1(y + k) - \\psi_1(k)`
+        (so :math:`\\ell' = A/\\phi`, :math:`\\ell'' = B/\\phi^2`):
+
+        .. math:: \\frac{\\partial\\ell}{\\partial s} = -kA + \\frac{y - \\mu}{1 + \\phi},\\quad
+                  \\frac{\\partial\\ell'}{\\partial s} = -\\ell' - \\frac{kB}{\\phi} - \\frac{1}{1 + \\phi},\\quad
+                  \\frac{\\partial\\ell''}{\\partial s} = -2\\ell'' - \\frac{k}{\\phi^2}[\\psi_2(y + k) - \\psi_2(k)].
+        """
+        y, mu, phi = _as_float(y), _as_float(mu), _as_float(phi)
+        k = mu / phi
+        A = digamma(y + k) - digamma(k) - np.log1p(phi)
+        B = polygamma(1, y + k) - polygamma(1, k)
+        l_s = -k * A + (y - mu) / (1 + phi)
+        l1_s = -A / phi - k * B / phi - 1 / (1 + phi)
+        l2_s = -2 * B / phi**2 - k * (polygamma(2, y + k) - polygamma(2, k)) / phi**2
+        return l_s, l1_s, l2_s
+
+    def variance(self, mu, phi=None):
+        """glmmTMB's ``nbinom1()$variance(mu, alpha)``: ``mu (1 + phi)``; needs ``phi``."""
+        if phi is None:
+            raise TypeError("the nbinom1 variance function needs phi")
+        return self.var_y(mu, phi)
+
+    def var_y(self, mu, phi, n=1):
+        """``Var y = mu (1 + phi)``."""
+        return _as_float(mu) * (1 + _as_float(phi))
+
+    def simulate(self, mu, phi, rng, n=1):
+        """Counts from numpy's negative binomial with size ``k = mu/phi`` and ``p = 1/(1 + phi)``: the number
+        of failures before k successes, mean ``k (1 - p)/p = mu``, variance ``k (1 - p)/p^2 = mu (1 + phi)``."""
+        mu, phi = np.broadcast_arrays(_as_float(mu), _as_float(phi))
+        return np.random.default_rng(rng).negative_binomial(mu / phi, 1 / (1 + phi)).astype(float)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = y + 0.1`` (as for the Poisson)."""
+        return _as_float(y) + 0.1
+
+    def unit_deviance(self, y, mu, phi, n=1):
+        """Not defined: glmmTMB's ``nbinom1()$dev.resids`` returns only zeros."""
+        raise NotImplementedError("the nbinom1 family has no deviance residuals in glmmTMB; "
+                                  "use Pearson or simulation-based (scaled) residuals")
+
+    def _support_rules(self, y, n, name):
+        return self._count_rules(y)
+
+
+@dataclass(frozen=True)
+class BetaBinomial(Family):
+    """Beta-binomial: ``y`` successes out of ``n`` trials whose success probability varies as
+    ``Beta(a, b)``, with mean ``mu`` and precision ``phi``: ``a = mu phi``, ``b = (1 - mu) phi``
+    (glmmTMB's ``betabinomial``; its ``sigma()`` is ``phi``, large: close to binomial).
+
+    ``log f(y) = log C(n, y) + lbeta(y + a, n - y + b) - lbeta(a, b)``, with ``lbeta(a, b) = lgamma(a)
+    + lgamma(b) - lgamma(a + b)``. ``E y = n mu``, ``Var y = n mu (1 - mu) (n + phi)/(1 + phi)``. The response
+    is ``cbind(successes, failures)``, or a proportion with the trials as weights (as for the binomial).
+    Crowder (1978) introduced it for the germination of seeds on plates (``crowder_seeds``).
+    """
+
+    name: ClassVar[str] = "betabinomial"
+    support: ClassVar[str] = "{0, 1, ..., n}"
+    mean: ClassVar[str] = "n mu"
+    variance_text: ClassVar[str] = "n mu(1 - mu)(n + phi)/(1 + phi)"
+    canonical_link: ClassVar[str] = "none (logit used)"
+    default_link: ClassVar[str] = "logit"
+    allowed_links: ClassVar[tuple] = ("logit", "probit", "cloglog")
+    sigma_meaning: ClassVar[str] = "sigma = phi, the precision of the success probability (large: close to binomial)"
+    integer_valued: ClassVar[bool] = True
+    trials: ClassVar[bool] = True
+
+    def loglik(self, y, mu, phi, n=1):
+        """``log C(n, y) + lgamma(y + a) + lgamma(n - y + b) - lgamma(n + phi) - lgamma(a) - lgamma(b)
+        + lgamma(phi)``."""
+        y, mu, phi, n = _as_float(y), _as_float(mu), _as_float(phi), _as_float(n)
+        a, b = mu * phi, (1 - mu) * phi
+        return (_log_choose(n, y) + gammaln(y + a) + gammaln(n - y + b) - gammaln(n + phi)
+                - gammaln(a) - gammaln(b) + _phi_term(gammaln, phi))
+
+    def dloglik_dmu(self, y, mu, phi, n=1):
+        """``phi [psi(y + a) - psi(a) - psi(n - y + b) + psi(b)]``."""
+        y, mu, phi, n = _as_float(y), _as_float(mu), _as_float(phi), _as_float(n)
+        a, b = mu * phi, (1 - mu) * phi
+        return phi * (digamma(y + a) - digamma(a) - digamma(n - y + b) + digamma(b))
+
+    def d2loglik_dmu2(self, y, mu, phi, n=1):
+        """``phi^2 [psi_1(y + a) - psi_1(a) + psi_1(n - y + b) - psi_1(b)]``."""
+        y, mu, phi, n = _as_float(y), _as_float(mu), _as_float(phi), _as_float(n)
+        a, b = mu * phi, (1 - mu) * phi
+        return phi**2 * (polygamma(1, y + a) - polygamma(1, a) + polygamma(1, n - y + b) - polygamma(1, b))
+
+    def dispersion_partials(self, y, mu, phi, n=1):
+        """With :math:`s = \\log\\phi` (:math:`\\partial a/\\partial s = a`, :math:`\\partial b/\\partial s = b`),
+        :math:`\\Delta_k(a) = \\psi_k(y + a) - \\psi_k(a)` and :math:`\\Delta_k(b) = \\psi_k(n - y + b) - \\psi_k(b)`:
+
+        .. math:: \\frac{\\partial\\ell}{\\partial s} = a\\Delta_0(a) + b\\Delta_0(b) - \\phi[\\psi(n + \\phi) - \\psi(\\phi)],
+                  \\quad \\frac{\\partial\\ell'}{\\partial s} = \\ell' + \\phi^2[\\mu\\Delta_1(a) - (1 - \\mu)\\Delta_1(b)],
+
+        .. math:: \\frac{\\partial\\ell''}{\\partial s} = 2\\ell'' + \\phi^3[\\mu\\Delta_2(a) + (1 - \\mu)\\Delta_2(b)].
+        """
+        y, mu, phi, n = _as_float(y), _as_float(mu), _as_float(phi), _as_float(n)
+        a, b = mu * phi, (1 - mu) * phi
+
+        def delta(k):
+            return polygamma(k, y + a) - polygamma(k, a), polygamma(k, n - y + b) - polygamma(k, b)
+        (da0, db0), (da1, db1), (da2, db2) = delta(0), delta(1), delta(2)
+        l_s = a * da0 + b * db0 - phi * (digamma(n + phi) - _phi_term(digamma, phi))
+        l1_s = phi * (da0 - db0) + phi**2 * (mu * da1 - (1 - mu) * db1)
+        l2_s = 2 * phi**2 * (da1 + db1) + phi**3 * (mu * da2 + (1 - mu) * db2)
+        return l_s, l1_s, l2_s
+
+    def variance(self, mu, phi=None):
+        """glmmTMB's ``betabinomial()$variance``: ``V(mu) = mu (1 - mu)`` (as the binomial's)."""
+        mu = _as_float(mu)
+        return mu * (1 - mu)
+
+    def var_y(self, mu, phi, n=1):
+        """``Var y = n mu (1 - mu) (n + phi) / (1 + phi)`` for the success count ``y``."""
+        mu, phi, n = _as_float(mu), _as_float(phi), _as_float(n)
+        return n * mu * (1 - mu) * (n + phi) / (1 + phi)
+
+    def simulate(self, mu, phi, rng, n=1):
+        """A success probability ``p ~ Beta(mu phi, (1 - mu) phi)`` for each row, then ``y ~ Binomial(n, p)``,
+        from the Generator ``rng``."""
+        rng = np.random.default_rng(rng)
+        mu, phi, n = np.broadcast_arrays(_as_float(mu), _as_float(phi), _as_float(n))
+        p = rng.beta(mu * phi, (1 - mu) * phi)
+        return rng.binomial(np.round(n).astype(np.int64), p).astype(float)
+
+    def start_mu(self, y, n=1):
+        """``mu_0 = (y + 0.5) / (n + 1)``, as for the binomial."""
+        return (_as_float(y) + 0.5) / (_as_float(n) + 1)
+
+    def unit_deviance(self, y, mu, phi, n=1):
+        """Not defined: glmmTMB's ``betabinomial()$dev.resids`` returns only zeros."""
+        raise NotImplementedError("the betabinomial family has no deviance residuals in glmmTMB; "
+                                  "use Pearson or simulation-based (scaled) residuals")
+
+    def pearson_residual(self, y, mu, phi, n=1):
+        """``(y/n - mu) / sqrt(mu (1 - mu) / n)``, as glmmTMB 1.1.5 (R's variance function times the trials
+        as weights, without phi)."""
+        return (_as_float(y) - _as_float(n) * mu) / np.sqrt(_as_float(n) * self.variance(mu))
+
+    def check_response(self, y, n=None, name="y"):
+        return _check_trials(self, super().check_response(y, n, name), n, name)
+
+    def _support_rules(self, y, n, name):
+        return _success_rules(y)
+
+
 FAMILIES = {"gaussian": Gaussian, "binomial": Binomial, "poisson": Poisson,
-            "Gamma": Gamma, "nbinom2": NBinom2, "beta": Beta}
+            "Gamma": Gamma, "nbinom1": NBinom1, "nbinom2": NBinom2, "beta": Beta,
+            "betabinomial": BetaBinomial}
 """Family classes by R's name."""
 
 _ALIASES = {"gamma": "Gamma"}
@@ -684,7 +971,7 @@ def get(family):
     """Return a :class:`Family`: from a name (default link) or a Family instance (as is).
 
     Names: ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"Gamma"`` (or ``"gamma"``),
-    ``"nbinom2"``, ``"beta"``.
+    ``"nbinom1"``, ``"nbinom2"``, ``"beta"``, ``"betabinomial"``.
 
     Raises
     ------

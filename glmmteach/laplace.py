@@ -89,6 +89,14 @@ class Response:
     def D(self) -> np.ndarray:
         return -self.design.weights * self._derivatives[1]
 
+    @cached_property
+    def dispersion_partials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The partial derivatives of ``loglik``, ``gradient`` and ``D`` in :math:`s_i = \\log\\phi_i` at fixed
+        eta, from the family's formulas (:meth:`~glmmteach.families.Family.dispersion_derivatives`)."""
+        d, w = self.design, self.design.weights
+        l_s, g_s, d2_s = d.family.dispersion_derivatives(d.y, self.eta, self.phi, d.n)
+        return w * l_s, w * g_s, -w * d2_s
+
 
 @dataclass
 class BlockM:
@@ -526,6 +534,12 @@ class LaplaceResult:
         return self.factor.leverage(self.problem.X_in, self.problem.M)
 
     @cached_property
+    def logdet_mode_change(self) -> np.ndarray:
+        """:math:`W H_v^{-1} W^\\top c`, shared by the derivatives in every per-observation parameter
+        (:func:`score_dispersion`)."""
+        return _mode_change(self.problem, self.factor, self.dlogdet_deta)
+
+    @cached_property
     def dlogdet_deta(self) -> np.ndarray:
         """:math:`c = D' \\odot h = \\partial\\log|H_v|/\\partial\\eta` at fixed W."""
         return _dD_deta(self.problem.design, self.response.eta, self.problem.phi) * self.leverage
@@ -625,9 +639,10 @@ def _mode_change(problem: InnerProblem, factor: HessianFactor, r: np.ndarray, ex
     return problem.X_in @ d_beta + problem.M @ d_b
 
 
-def score_dispersion(result: LaplaceResult) -> np.ndarray:
-    """Derivative of the Laplace ML or REML log-likelihood with respect to :math:`s_i = \\log\\phi_i`, one
-    entry per observation (the gradient in the dispersion coefficients is :math:`X_d^\\top` times this).
+def score_dispersion(result: LaplaceResult, partials=None) -> np.ndarray:
+    """Derivative of the Laplace ML or REML log-likelihood with respect to a per-observation parameter
+    :math:`s_i` that enters :math:`\\ell_i(\\eta_i, s_i)` alone (here :math:`s_i = \\log\\phi_i`), one entry per
+    observation (the gradient in the coefficients of a model :math:`s = X_s\\beta_s` is :math:`X_s^\\top` times this).
 
     :math:`\\sum_i\\ell_i - \\tfrac12\\hat b^\\top\\hat b` is at its maximum in v, so only its direct
     dependence on s counts; :math:`\\log|H_v|` moves with :math:`D(\\eta, s)` directly and through the modes,
@@ -638,20 +653,14 @@ def score_dispersion(result: LaplaceResult) -> np.ndarray:
               - \\tfrac12\\, h_i \\frac{\\partial D_i}{\\partial s_i}
               - \\tfrac12\\, \\frac{\\partial g_i}{\\partial s_i}\\,(W H_v^{-1} W^\\top c)_i .
 
-    The partial derivatives in :math:`s_i` of :math:`\\ell_i`, :math:`g_i` and :math:`D_i` (functions of
-    :math:`\\eta_i` and :math:`s_i` alone) are central differences (:func:`glmmteach.numdiff.elementwise`).
+    ``partials`` are :math:`(\\partial\\ell_i/\\partial s_i, \\partial g_i/\\partial s_i, \\partial D_i/\\partial s_i)`
+    (weighted, as :class:`Response` holds g and D); by default the dispersion's, from the family's formulas
+    (:attr:`Response.dispersion_partials`). Another per-observation parameter passes its own.
     """
-    design, problem, response, factor = result.problem.design, result.problem, result.response, result.factor
-
-    def state(s):
-        at = Response.at(design, response.eta, np.exp(s))
-        return at.loglik, at.gradient, at.D
-
-    dloglik, dg, dD = numdiff.elementwise(state, np.log(problem.phi))
-    if factor is None:
+    dloglik, dg, dD = result.response.dispersion_partials if partials is None else partials
+    if result.factor is None:
         return dloglik
-    h, c = result.leverage, result.dlogdet_deta
-    return dloglik - 0.5 * h * dD - 0.5 * dg * _mode_change(problem, factor, c)
+    return dloglik - 0.5 * result.leverage * dD - 0.5 * dg * result.logdet_mode_change
 
 
 def score_log_phi(result: LaplaceResult) -> float:

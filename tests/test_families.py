@@ -11,9 +11,9 @@ from hypothesis import strategies as hs
 from numpy.testing import assert_allclose
 
 from glmmteach import families, links
-from glmmteach.families import Beta, Binomial, Gamma, Gaussian, NBinom2, Poisson
+from glmmteach.families import Beta, BetaBinomial, Binomial, Gamma, Gaussian, NBinom1, NBinom2, Poisson
 
-ALL = [Gaussian(), Binomial(), Poisson(), Gamma(), NBinom2(), Beta()]
+ALL = [Gaussian(), Binomial(), Poisson(), Gamma(), NBinom1(), NBinom2(), Beta(), BetaBinomial()]
 IDS = [f.name for f in ALL]
 
 
@@ -24,11 +24,13 @@ def draw_case(family, rng, size=300):
     if family.name == "gaussian":
         mu, phi = rng.normal(0, 5, size), rng.uniform(0.1, 5, size)
         y = rng.normal(mu, 2 * phi)
-    elif family.name == "binomial":
+    elif family.name in ("binomial", "betabinomial"):
         n = rng.integers(1, 60, size).astype(float)
         mu = rng.uniform(0.01, 0.99, size)
         y, phi = rng.integers(0, n + 1).astype(float), np.ones(size)
-    elif family.name in ("poisson", "nbinom2"):
+        if family.name == "betabinomial":
+            phi = rng.uniform(0.3, 200, size)
+    elif family.name in ("poisson", "nbinom2", "nbinom1"):
         mu, phi = rng.uniform(0.05, 60, size), rng.uniform(0.1, 50, size)
         y = rng.poisson(rng.uniform(0, 80, size)).astype(float)
     elif family.name == "Gamma":
@@ -51,6 +53,10 @@ def scipy_logpdf(family, y, mu, phi, n):
         return st.gamma.logpdf(y, 1 / phi**2, scale=mu * phi**2)
     if family.name == "nbinom2":
         return st.nbinom.logpmf(y, phi, phi / (phi + mu))
+    if family.name == "nbinom1":
+        return st.nbinom.logpmf(y, mu / phi, 1 / (1 + phi))
+    if family.name == "betabinomial":
+        return st.betabinom.logpmf(y, n, mu * phi, (1 - mu) * phi)
     return st.beta.logpdf(y, mu * phi, (1 - mu) * phi)
 
 
@@ -206,12 +212,53 @@ def test_derivatives_match_finite_differences(family):
                     atol=1e-8 * scale)
 
 
+LINK_CASES = [(type(f), link) for f in ALL for link in f.allowed_links]
+
+
+@pytest.mark.parametrize("cls, link", LINK_CASES, ids=[f"{c.name}-{l}" for c, l in LINK_CASES])
+def test_dispersion_derivatives_match_finite_differences(cls, link):
+    """d/ds of ell, g = d ell/d eta and d2 ell/d eta2 at fixed eta, s = log phi: the family's formulas
+    against central differences in s (step 1e-6 |s|, 1e-6 near 0) of the eta-scale functions."""
+    family = cls(link=link)
+    y, mu, phi, n = draw_case(family, np.random.default_rng(11), size=200)
+    if family.name == "gaussian" and link != "identity":
+        mu = np.abs(mu) + 0.1                  # inside the range of the log and inverse links
+    eta = family.link.link(mu)
+    assert np.all(np.isfinite(eta))
+    s = np.log(phi)
+    h = 1e-6 * np.maximum(1, np.abs(s))
+
+    def state(s):
+        g, d2 = family.eta_derivatives(y, eta, np.exp(s), n)
+        return np.array([family.loglik_eta(y, eta, np.exp(s), n), g, d2])
+
+    numeric = (state(s + h) - state(s - h)) / (2 * h)
+    for exact, approx in zip(family.dispersion_derivatives(y, eta, phi, n), numeric):
+        assert_allclose(exact, approx, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(approx).max()))
+    if not family.has_phi:
+        assert all(np.all(d == 0) for d in family.dispersion_derivatives(y, eta, phi, n))
+
+
+@pytest.mark.parametrize("family", [f for f in ALL if f.has_phi], ids=[f.name for f in ALL if f.has_phi])
+def test_constant_phi_terms_computed_once_give_the_same_density(family):
+    """With one phi for every observation, the terms in phi alone are computed once and broadcast: the
+    density and its dispersion derivatives equal those with the same phi given as distinct arrays."""
+    y, mu, phi, n = draw_case(family, np.random.default_rng(5), size=50)
+    constant = np.full(50, phi[0])
+    almost = constant.copy()
+    almost[-1] = np.nextafter(almost[-1], np.inf)         # not all equal: entry by entry
+    assert_allclose(family.loglik(y, mu, constant, n), family.loglik(y, mu, almost, n), rtol=1e-13)
+    for a, b in zip(family.dispersion_partials(y, mu, constant, n), family.dispersion_partials(y, mu, almost, n)):
+        assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("family", ALL, ids=IDS)
 def test_score_has_mean_zero_at_the_true_mu(family):
     """E[d loglik / d mu] = 0 when y is drawn with mean mu (checked on many draws)."""
     rng = np.random.default_rng(11)
-    mu = {"binomial": 0.3, "beta": 0.3}.get(family.name, 4.0)
-    phi = {"gaussian": 2.0, "Gamma": 0.5, "nbinom2": 3.0, "beta": 8.0}.get(family.name, 1.0)
+    mu = {"binomial": 0.3, "beta": 0.3, "betabinomial": 0.3}.get(family.name, 4.0)
+    phi = {"gaussian": 2.0, "Gamma": 0.5, "nbinom2": 3.0, "beta": 8.0, "nbinom1": 1.5,
+           "betabinomial": 4.0}.get(family.name, 1.0)
     y = family.simulate(np.full(40000, mu), phi, rng, n=5)
     score = family.dloglik_dmu(y, mu, phi, n=5)
     # information identity: Var(score) = -E(d2 loglik / d mu2)
@@ -226,8 +273,10 @@ MOMENT_CASES = [  # family, mu, phi, n, Var(y) by hand
     (Binomial(), 0.3, 1.0, 12, 12 * 0.3 * 0.7),
     (Poisson(), 4.5, 1.0, 1, 4.5),
     (Gamma(), 5.0, 0.5, 1, 0.25 * 25.0),
+    (NBinom1(), 4.0, 2.0, 1, 4.0 * 3.0),
     (NBinom2(), 4.0, 2.0, 1, 4.0 + 16.0 / 2.0),
     (Beta(), 0.3, 5.0, 1, 0.3 * 0.7 / 6.0),
+    (BetaBinomial(), 0.3, 5.0, 12, 12 * 0.3 * 0.7 * (1 + 11 / 6.0)),
 ]
 
 
@@ -239,7 +288,7 @@ def test_var_y_formula(family, mu, phi, n, var):
 @pytest.mark.parametrize("family, mu, phi, n, var", MOMENT_CASES, ids=IDS)
 def test_simulated_mean_and_variance(family, mu, phi, n, var):
     draws = family.simulate(np.full(50000, mu), phi, np.random.default_rng(42), n=n)
-    mean = n * mu if family.name == "binomial" else mu
+    mean = n * mu if family.trials else mu
     assert abs(draws.mean() - mean) < 4 * np.sqrt(var / draws.size)
     # 5%: several times the sampling error here, far less than a wrong parameterisation
     # (e.g. Gamma shape 1/phi instead of 1/phi^2 doubles the variance)
@@ -267,7 +316,7 @@ def test_simulate_shape_support_and_reproducibility(family):
     assert np.all(np.isfinite(a))
     if family.integer_valued:
         assert np.all(a == np.round(a)) and np.all(a >= 0)
-    if family.name == "binomial":
+    if family.trials:
         assert np.all(a <= n)
     if family.name in ("Gamma",):
         assert np.all(a > 0)
@@ -282,6 +331,8 @@ def test_variance_functions_are_rs():
     assert_allclose(Poisson().variance(mu), mu)
     assert_allclose(Gamma().variance(mu), mu**2)
     assert_allclose(NBinom2().variance(mu, 2.0), mu * (1 + mu / 2.0))
+    assert_allclose(NBinom1().variance(mu, 2.0), mu * 3.0)
+    assert_allclose(BetaBinomial().variance(mu[:2]), mu[:2] * (1 - mu[:2]))
     assert_allclose(Beta().variance(mu[:2]), mu[:2] * (1 - mu[:2]))
     with pytest.raises(TypeError, match="theta"):
         NBinom2().variance(mu)
@@ -307,6 +358,12 @@ SUPPORT_ERRORS = [  # family, y, n, name, what the message must say
     (Gaussian(), [1.0, np.nan], None, "height", r"response 'height' must be finite.*found nan in row 1"),
     (Poisson(), [1.0, np.inf], None, "y", r"must be finite.*found inf in row 1"),
     (Gaussian(), ["a", "b"], None, "y", r"response 'y' must be numeric"),
+    (NBinom1(), [3, 0, -1], None, "fec", r"response 'fec' has negative counts.*found -1 in row 2"),
+    (NBinom1(), [3, 0.5], None, "fec", r"non-integer counts.*found 0.5 in row 1"),
+    (BetaBinomial(), [2, 12], [10, 10], "germ",
+     r"response 'germ' has more successes than trials for the betabinomial family.*found 12 successes"),
+    (BetaBinomial(), [0, -1], [3, 3], "germ", r"negative success counts.*found -1 in row 1"),
+    (BetaBinomial(), [0, 1], [3, 0], "germ", r"number of trials for response 'germ'.*>= 1 for the betabinomial"),
 ]
 
 
@@ -332,13 +389,14 @@ def test_check_response_accepts_valid_and_returns_floats(family, y, n):
 @pytest.mark.parametrize("family", ALL, ids=IDS)
 def test_start_mu_strictly_inside_the_mean_range(family):
     y = {"gaussian": [-2.0, 0.0, 5.0], "binomial": [0.0, 2.0, 4.0], "poisson": [0.0, 0.0, 7.0],
-         "Gamma": [1e-3, 1.0, 40.0], "nbinom2": [0.0, 1.0, 7.0], "beta": [1e-4, 0.5, 0.9999]}[family.name]
+         "Gamma": [1e-3, 1.0, 40.0], "nbinom2": [0.0, 1.0, 7.0], "beta": [1e-4, 0.5, 0.9999],
+         "nbinom1": [0.0, 1.0, 7.0], "betabinomial": [0.0, 2.0, 4.0]}[family.name]
     mu0 = family.start_mu(np.array(y), n=4)
     eta0 = family.link.link(mu0)
     assert np.all(np.isfinite(eta0))
-    if family.name in ("binomial", "beta"):
+    if family.name in ("binomial", "beta", "betabinomial"):
         assert np.all((mu0 > 0) & (mu0 < 1))
-    if family.name in ("poisson", "nbinom2", "Gamma"):
+    if family.name in ("poisson", "nbinom1", "nbinom2", "Gamma"):
         assert np.all(mu0 > 0)
 
 
@@ -348,7 +406,7 @@ def test_binomial_start_mu_is_rs():
 
 # --- construction, links, get(), table() -----------------------------------------------
 DEFAULTS = {"gaussian": "identity", "binomial": "logit", "poisson": "log", "Gamma": "inverse",
-            "nbinom2": "log", "beta": "logit"}
+            "nbinom1": "log", "nbinom2": "log", "beta": "logit", "betabinomial": "logit"}
 
 
 @pytest.mark.parametrize("family", ALL, ids=IDS)
@@ -389,7 +447,7 @@ def test_get_family():
 
 def test_get_unknown_family():
     with pytest.raises(ValueError, match=r"unknown family 'negbin'; choose one of: gaussian, binomial, "
-                                         r"poisson, Gamma, nbinom2, beta"):
+                                         r"poisson, Gamma, nbinom1, nbinom2, beta, betabinomial"):
         families.get("negbin")
     with pytest.raises(TypeError, match="did you mean Poisson()"):
         families.get(Poisson)
@@ -404,9 +462,11 @@ def test_families_are_frozen():
 
 
 def test_attributes():
-    assert [f.has_phi for f in ALL] == [True, False, False, True, True, True]
-    assert [f.integer_valued for f in ALL] == [False, True, True, False, True, False]
-    assert [f.name for f in ALL] == ["gaussian", "binomial", "poisson", "Gamma", "nbinom2", "beta"]
+    assert [f.has_phi for f in ALL] == [True, False, False, True, True, True, True, True]
+    assert [f.integer_valued for f in ALL] == [False, True, True, False, True, True, False, True]
+    assert [f.trials for f in ALL] == [False, True, False, False, False, False, False, True]
+    assert [f.name for f in ALL] == ["gaussian", "binomial", "poisson", "Gamma", "nbinom1", "nbinom2", "beta",
+                                     "betabinomial"]
     for family in ALL:
         assert family.sigma_meaning and family.support and family.variance_text
         assert family.canonical_link.split()[0] in set(links.LINKS) | {"none"}
@@ -415,9 +475,10 @@ def test_attributes():
 
 def test_table():
     table = families.table()
-    assert table.shape == (6, 8)
+    assert table.shape == (8, 8)
     assert list(table.columns) == ["family", "support", "mean", "variance", "canonical link",
                                    "default link", "links allowed", "dispersion"]
-    assert list(table["family"]) == ["gaussian", "binomial", "poisson", "Gamma", "nbinom2", "beta"]
+    assert list(table["family"]) == ["gaussian", "binomial", "poisson", "Gamma", "nbinom1", "nbinom2", "beta",
+                                     "betabinomial"]
     assert list(table["default link"]) == list(DEFAULTS.values())
     assert table.notna().all().all()
