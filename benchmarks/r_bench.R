@@ -100,6 +100,12 @@ add("fish_gamma", "datasets/fish_vaccines.csv (day_f = factor(day))", "wt ~ vacc
          glmer_row(timed(glmer(f, family = Gamma(link = "log"), data = fish))),
          tmb_row(timed(glmmTMB(f, family = Gamma(link = "log"), data = fish)), FALSE)))   # ML, as glmer
 
+# repeated measures: an ar1 effect over the 5 days of each fish (glmer has no ar1)
+f <- wt ~ vaccine * day_f + ar1(day_f + 0 | fish)
+add("fish_gamma_ar1", "datasets/fish_vaccines.csv (day_f = factor(day))", "wt ~ vaccine * day_f + ar1(day_f + 0 | fish)",
+    "Gamma", "log", nrow(fish),
+    list(tmb_row(timed(glmmTMB(f, family = Gamma(link = "log"), data = fish)), FALSE)))
+
 f <- r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)
 add("verbagg", "benchmarks/data/verbagg.csv", "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
     "binomial", "logit", nrow(verbagg),

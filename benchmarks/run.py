@@ -35,7 +35,7 @@ def datasets() -> dict[str, pd.DataFrame]:
     fish = gt.datasets.load("fish_vaccines")
     fish = fish.assign(vaccine=pd.Categorical(fish.vaccine), day_f=pd.Categorical(fish.day),
                        fish=fish.fish.astype(str))
-    return {"crowder": gt.datasets.load("crowder_seeds"), "fish_gamma": fish,
+    return {"crowder": gt.datasets.load("crowder_seeds"), "fish_gamma": fish, "fish_gamma_ar1": fish,
             "verbagg": pd.read_csv(HERE / "data" / "verbagg.csv"),
             "sim_binomial_100k": pd.read_csv(HERE / "data" / "sim_binomial_100k.csv.gz")}
 

@@ -4,12 +4,14 @@ Three methods, as glmmTMB's ``confint`` and lme4's ``confint(method = "boot")``:
 
 * ``wald``: :math:`\\hat\\beta_j \\pm z_{1-\\alpha/2}\\,\\mathrm{SE}_j`; an SD on the log scale,
   :math:`\\exp(\\log\\hat\\sigma \\pm z\\,\\mathrm{SE}(\\log\\hat\\sigma))`, and the correlation of a two-term
-  random effect on glmmTMB's scale :math:`\\rho/\\sqrt{1-\\rho^2}`, back-transformed; their SEs by the
+  random effect on glmmTMB's scale :math:`\\rho/\\sqrt{1-\\rho^2}` (that of a ``cs`` or ``ar1`` term on the
+  scale of its own parameter, as glmmTMB estimates it), back-transformed; their SEs by the
   delta method from the inverse Hessian of :math:`-\\log L` (restricted under REML).
 * ``profile``: the values :math:`v` of one parameter at which the profile log-likelihood
   :math:`\\ell_p(v) = \\max_{\\text{others}} \\log L` falls :math:`\\chi^2_{1,1-\\alpha}/2` below its maximum.
   ML fits only (as glmmTMB); fixed effects and the SD of a scalar random effect (or the first SD of a
-  vector one). An SD whose profile never falls that far on the way to 0 has the lower limit 0.
+  vector one, each SD of a ``diag`` or ``cs`` term, the SD of an ``ar1`` term). An SD whose profile never
+  falls that far on the way to 0 has the lower limit 0.
 * ``boot``: parametric bootstrap percentiles: ``nsim`` responses simulated from the fit (new random
   effects), the model refitted to each (:meth:`~glmmteach.results.GlmmFit.refit`), the
   :math:`\\alpha/2` and :math:`1-\\alpha/2` quantiles of the refitted estimates.
@@ -24,17 +26,23 @@ from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
 from . import numdiff
+from .covstruct import Correlated
 from .problems import ConvergenceWarning
 
 
 # ---- the variance parameters as glmmTMB reports them ---------------------------------------------
 def variance_parameters(fit) -> list[tuple[str, str, int, int]]:
     """One entry per SD and correlation: (glmmTMB's row name, kind, term index, row or column). Correlations
-    only for unstructured terms (``(1 + x | g)``): a ``diag`` term has none to estimate."""
+    only for unstructured terms (``(1 + x | g)``): a ``diag`` term has none to estimate. A ``cs`` term has
+    its SDs and one correlation, named after its first two columns, an ``ar1`` term one SD and its lag-1
+    correlation (glmmTMB 1.1.5 labels the latter's two rows "Std.Dev." and repeats the SD in both)."""
     out = []
     for t, term in enumerate(fit.design.terms):
-        for j, name in enumerate(term.names):
-            out.append((f"Std.Dev.{name}|{term.group}", "sd", t, j))
+        for j in term.structure.summary_rows:
+            out.append((f"Std.Dev.{term.names[j]}|{term.group}", "sd", t, j))
+        if isinstance(term.structure, Correlated):
+            out.append((f"Cor.{term.names[1]}.{term.names[0]}|{term.group}", "cor", t, term.k))
+            continue
         if term.structure.name != "us":
             continue
         for j in range(1, term.k):
@@ -49,8 +57,11 @@ def _sd_and_corr(fit, theta: np.ndarray) -> np.ndarray:
     for _, kind, t, index in variance_parameters(fit):
         T = templates[t]
         sd = np.sqrt(np.sum(T ** 2, axis=1))
+        structure = fit.design.terms[t].structure
         if kind == "sd":
             values.append(sd[index])
+        elif isinstance(structure, Correlated):           # defined also where an SD is 0
+            values.append(structure.rho(theta[fit.design.theta_slices()[t]][-1]))
         else:
             j, i = divmod(index, T.shape[0])
             values.append((T[j] @ T[i]) / (sd[j] * sd[i]))
@@ -58,12 +69,23 @@ def _sd_and_corr(fit, theta: np.ndarray) -> np.ndarray:
 
 
 def _wald_scale(fit, psi: np.ndarray) -> np.ndarray:
-    """The SDs as log SDs and the correlations (two-term effects) as :math:`\\rho/\\sqrt{1-\\rho^2}`."""
+    """The SDs as log SDs and the correlations (two-term effects) as :math:`\\rho/\\sqrt{1-\\rho^2}`; the
+    correlation of a ``cs`` or ``ar1`` term on the scale of its parameter t (the structure's ``t_of``)."""
     _, theta, _ = fit.objective.unpack(psi)
     values = _sd_and_corr(fit, theta)
-    kinds = [kind for _, kind, _, _ in variance_parameters(fit)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.array([np.log(v) if k == "sd" else v / np.sqrt(1 - v ** 2) for v, k in zip(values, kinds)])
+        return np.array([np.log(v) if kind == "sd" else _to_scale(fit, t)(v)
+                         for v, (_, kind, t, _) in zip(values, variance_parameters(fit))])
+
+
+def _to_scale(fit, t: int):
+    structure = fit.design.terms[t].structure
+    return structure.t_of if isinstance(structure, Correlated) else (lambda v: v / np.sqrt(1 - v ** 2))
+
+
+def _from_scale(fit, t: int):
+    structure = fit.design.terms[t].structure
+    return structure.rho if isinstance(structure, Correlated) else (lambda x: x / np.sqrt(1 + x ** 2))
 
 
 # ---- Wald ----------------------------------------------------------------------------------------
@@ -76,9 +98,8 @@ def wald(fit, level: float = 0.95) -> pd.DataFrame:
     names = [name for name, *_ in variance_parameters(fit)]
     if names:
         g, se_g = _variance_parameter_se(fit)
-        kinds = [kind for _, kind, _, _ in variance_parameters(fit)]
-        for name, kind, value, s in zip(names, kinds, g, se_g):
-            back = np.exp if kind == "sd" else (lambda x: x / np.sqrt(1 + x ** 2))
+        for (name, kind, t, _), value, s in zip(variance_parameters(fit), g, se_g):
+            back = np.exp if kind == "sd" else _from_scale(fit, t)
             rows[name] = (back(value - z * s), back(value + z * s), back(value))
     return _interval_table(rows, level, estimate=True)
 
@@ -199,13 +220,15 @@ def _outer_index(fit, name: str) -> int:
     design, p = fit.design, len(x_names)
     for row, kind, t, r in variance_parameters(fit):
         structure = design.terms[t].structure
+        if row == name and kind == "sd" and isinstance(structure, Correlated):    # cs, ar1: theta holds the SDs
+            return p + design.theta_slices()[t].start + int(structure.sd_of[r])
         rows, cols = structure.pattern
         entries = np.flatnonzero(rows == r)
         if row == name and kind == "sd" and structure.linear and len(entries) == 1 and cols[entries[0]] == r:
             return p + design.theta_slices()[t].start + int(entries[0])
     raise ValueError(f"no profile interval for {name!r}: profiles are available for the fixed effects and for "
                      "the SDs that are one parameter of the fit (a scalar random effect, the first SD of a "
-                     "correlated term, each SD of a diag term); use method='wald' or 'boot' for the other "
+                     "correlated term, each SD of a diag or cs term, the SD of an ar1 term); use method='wald' or 'boot' for the other "
                      "SDs and the correlations")
 
 

@@ -9,7 +9,7 @@ This module builds ``y``, ``X`` (dense), ``Z`` (sparse), the offset ``o``, the w
 :math:`\\theta \\mapsto \\Lambda_\\theta`. For a term ``(1 + x | g)`` with ``k`` columns and ``L``
 levels, ``Z`` has ``L*k`` columns ordered level by level, and :math:`\\Lambda_\\theta` repeats the term's
 ``k x k`` template :math:`T(\\theta)` (with :math:`\\Sigma = TT^\\top`) ``L`` times. The term's covariance
-structure (:mod:`glmmteach.covstruct`: ``us``, ``diag``) makes T from the term's part of ``theta``;
+structure (:mod:`glmmteach.covstruct`: ``us``, ``diag``, ``cs``, ``ar1``) makes T from the term's part of ``theta``;
 :meth:`Design.Lambda` is the one place where the templates become :math:`\\Lambda_\\theta`.
 """
 from __future__ import annotations
@@ -630,6 +630,8 @@ def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame, aliases: 
         if k == 0:
             raise FormulaError(f"the random-effect term ({term.expr} | {term.group}) has no columns; write "
                                f"(1 | {term.group}) for a random intercept")
+        if term.structure == "ar1":
+            _check_time_factor(term, data, names, values, codes, levels)
         rows = np.repeat(np.arange(n), k)
         cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
         blocks.append(sp.csc_matrix((values.ravel(), (rows, cols)), shape=(n, len(levels) * k)))
@@ -637,6 +639,52 @@ def _random_matrix(random: tuple[RandomTerm, ...], data: pd.DataFrame, aliases: 
         start += len(levels) * k
     Z = sp.hstack(blocks, format="csc") if blocks else sp.csc_matrix((len(data), 0))
     return Z, terms
+
+
+def _check_time_factor(term: RandomTerm, data: pd.DataFrame, names: list[str], values: np.ndarray,
+                       codes: np.ndarray, levels: list[str]) -> None:
+    """``ar1(day + 0 | fish)``: the columns are the indicators of one factor whose levels are the time order
+    (one step apart, as glmmTMB assumes), and each unit has each time at most once."""
+    shown = f"ar1({term.expr} | {term.group})"
+    variables = Formula("", term.expr, "1", (), ()).variables()
+    variables = [v for v in variables if v not in ("0", "1")]
+    fix = f"ar1({variables[0] if len(variables) == 1 else 'day'} + 0 | {term.group})"
+    if len(variables) != 1:
+        raise FormulaError(f"{shown} needs one time factor and nothing else, as {fix}; it uses "
+                           f"{', '.join(map(repr, variables)) or 'no column'}")
+    time = variables[0]
+    is_factor = re.search(rf"(?<![\w.])(?:as\.)?(?:factor|C)\s*\(\s*{re.escape(time)}\s*\)", term.expr)
+    column = data[time]
+    if not is_factor and (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+        values_seen = ", ".join(map(str, sorted(column.unique())[:5]))
+        raise ValueError(f"{shown}: the time {time!r} is a numeric column ({values_seen}, ...), but ar1() needs "
+                         f"a factor whose levels are the times in order, one step apart (as glmmTMB: \"ar1() "
+                         f"expects a single, factor variable as the time component\"). Make it one, "
+                         f"data[{time!r}] = pd.Categorical(data[{time!r}]), or write ar1(factor({time}) + 0 | "
+                         f"{term.group})")
+    if "(Intercept)" in names:
+        raise FormulaError(f"{shown} has an intercept, and an autoregressive effect over an intercept and "
+                           f"contrasts is not meaningful (glmmTMB warns so and fits a random intercept); "
+                           f"write {fix}: one effect per level of {time!r}")
+    if not is_factor and not isinstance(column.dtype, pd.CategoricalDtype):
+        text = [str(v) for v in sorted(column.dropna().unique())]
+        numbers = pd.to_numeric(pd.Series(text), errors="coerce")
+        if numbers.notna().all() and list(numbers) != sorted(numbers):
+            raise ValueError(f"{shown}: the times {time!r} are text that reads as numbers, and as text they sort "
+                             f"as {', '.join(text)}, which is not their order in time. ar1() takes the order of "
+                             f"the levels: make {time!r} numbers and then a factor, data[{time!r}] = "
+                             f"pd.Categorical(pd.to_numeric(data[{time!r}])), or a Categorical with the levels "
+                             f"in time order")
+    step = values.argmax(axis=1)
+    pairs = pd.DataFrame({"unit": codes, "time": step})
+    repeated = pairs.duplicated()
+    if repeated.any():
+        i = int(np.flatnonzero(repeated.to_numpy())[0])
+        count = int(((pairs.unit == codes[i]) & (pairs.time == step[i])).sum())
+        raise ValueError(f"{shown}: {term.group} {levels[codes[i]]!r} has {count} rows at {time} "
+                         f"{str(data[time].iloc[i])!r}; ar1() needs at most one observation per {term.group} and time "
+                         f"(each {term.group}'s effects follow one another in time). Average the repeats, or add "
+                         f"a term for them, such as (1 | {term.group}:{time})")
 
 
 def _label(column: pd.Series) -> np.ndarray:

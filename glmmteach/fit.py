@@ -552,13 +552,11 @@ def _off_boundary(objective: Objective, psi: np.ndarray, sizes=(0.01, 0.1, 0.5))
 
 def _below_diagonal(design: Design, k: int) -> np.ndarray:
     """The theta indices of the entries below the diagonal entry theta_k in its column of its term's template
-    (none for a diagonal structure)."""
+    (none for a diagonal structure, or one whose theta is not T's entries): the structure's ``flip_partners``."""
     offset = 0
     for term in design.terms:
-        rows, cols = term.structure.pattern
         if k < offset + term.n_theta:
-            column = cols[k - offset]
-            return offset + np.flatnonzero((cols == column) & (rows > column))
+            return offset + term.structure.flip_partners(k - offset)
         offset += term.n_theta
     raise IndexError(k)
 

@@ -8,7 +8,9 @@ This module works on strings only. It splits a glmmTMB/lme4 formula into
 * the ``offset(...)`` expressions,
 * the random-effect terms ``(expr | group)``, with nesting ``(1 | a/b)`` expanded into
   ``(1 | a) + (1 | a:b)`` as R does, and each term's covariance structure: ``(1 + x | g)`` and
-  ``us(1 + x | g)`` unstructured, ``(1 + x || g)`` and ``diag(1 + x | g)`` independent (as glmmTMB reads them).
+  ``us(1 + x | g)`` unstructured, ``(1 + x || g)`` and ``diag(1 + x | g)`` independent, ``cs(day + 0 | fish)``
+  compound symmetry and ``ar1(day + 0 | fish)`` autoregressive (as glmmTMB reads them; any name in
+  :data:`glmmteach.covstruct.STRUCTURES` is read the same way).
 
 :mod:`glmmteach.design` turns these pieces into matrices.
 
@@ -19,6 +21,8 @@ Examples
 ('cbind(germ, n - germ)', 'gen * extract', (RandomTerm(expr='1', group='plate', structure='us'),))
 >>> parse("y ~ x + (1 + x || g)").random
 (RandomTerm(expr='1 + x', group='g', structure='diag'),)
+>>> parse("log(wt) ~ vaccine * day + ar1(day + 0 | fish)").random
+(RandomTerm(expr='day + 0', group='fish', structure='ar1'),)
 """
 from __future__ import annotations
 

@@ -424,16 +424,19 @@ class Summary:
 
     def _random_block(self) -> list[str]:
         """The variance components as glmmTMB's ``formatVC`` lays them out: variances and SDs each in one
-        layout of 4 significant digits, correlations to 2 decimals below the diagonal, columns left-aligned."""
+        layout of 4 significant digits, correlations to 2 decimals below the diagonal (``cs`` and ``ar1``:
+        the one correlation and the structure's name, "0.72 (ar1)", and an ar1 term in one row), columns
+        left-aligned."""
         fit = self.fit
         covariances = fit.design.covariances(fit.theta)
         groups, names, variances = [], [], []
         correlations = []                                  # one row of strings per random effect
-        width = max(t.k for t in fit.design.terms)
+        width = max(t.structure.corr_width for t in fit.design.terms)
         for term, Sigma, part in zip(fit.design.terms, covariances, fit.design.theta_slices()):
-            groups += [term.group] + [""] * (term.k - 1)
-            names += list(term.names)
-            variances += list(np.diag(Sigma))
+            shown = list(term.structure.summary_rows)      # ar1: one row, its SD is every column's
+            groups += [term.group] + [""] * (len(shown) - 1)
+            names += [term.names[j] for j in shown]
+            variances += list(np.diag(Sigma)[shown])
             correlations += term.structure.correlation_text(fit.theta[part], width)
         if fit.family.residual_in_varcorr:
             groups, names, variances = groups + ["Residual"], names + [""], variances + [fit.sigma ** 2]
@@ -441,7 +444,7 @@ class Summary:
         variances = np.array(variances)
         cells = {"Groups": groups, "Name": names, "Variance": r_format(variances, 4),
                  "Std.Dev.": r_format(np.sqrt(variances), 4)}
-        if width > 1:
+        if width > 0:
             for j in range(width):
                 cells["Corr" if j == 0 else " " * j] = [row[j] for row in correlations]
         return character_matrix([""] * len(groups), cells, right=False)
