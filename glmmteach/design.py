@@ -29,7 +29,8 @@ import scipy.sparse as sp
 from formulaic import model_matrix
 
 from . import blocked, covstruct, families
-from .formula import FUNCTIONS, Formula, FormulaError, RandomTerm, _to_formulaic, bare_names, parse, r_name, rename_bare
+from .formula import (FUNCTIONS, Formula, FormulaError, RandomTerm, _to_formulaic, bare_names, parse, parse_one_sided,
+                      r_name, rename_bare)
 
 #: Functions of FUNCTIONS that formulaic does not know by itself (it has log, log2, log10, exp, I, C, ...).
 _FORMULAIC_CONTEXT = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p}
@@ -89,12 +90,20 @@ class Design:
     #: dispersion parameter (one phi for all observations), no column for the others (phi = 1)
     X_disp: np.ndarray = field(repr=False, default=None)
     disp_names: list = field(repr=False, default_factory=list)
+    #: the zero-inflation model (``ziformula``), :math:`\\operatorname{logit}\\pi_i = (X_{zi}\\,\\beta_{zi})_i`
+    #: (:mod:`glmmteach.zeroinfl`): no column without one; its one-sided formula and formulaic spec (for newdata)
+    X_zi: np.ndarray = field(repr=False, default=None)
+    zi_names: list = field(repr=False, default_factory=list)
+    zi_formula: Formula | None = field(repr=False, default=None)
+    zi_spec: object = field(repr=False, default=None)
     _z_dlambda: list | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
         if self.X_disp is None:
             self.X_disp = np.ones((self.nobs, 1)) if self.family.has_phi else np.zeros((self.nobs, 0))
             self.disp_names = ["log(sigma)"] if self.family.has_phi else []
+        if self.X_zi is None:
+            self.X_zi = np.zeros((self.nobs, 0))
 
     @property
     def nobs(self) -> int:
@@ -137,6 +146,22 @@ class Design:
             return None
         return blocked.Layout.of([columns for columns, _ in self.term_entries], [t.start for t in self.terms],
                                  [len(t.levels) * t.k for t in self.terms], self.q)
+
+    @property
+    def zero_inflated(self) -> bool:
+        """Whether the model has a zero-inflation part (a ``ziformula`` other than ``~ 0``)."""
+        return self.X_zi.shape[1] > 0
+
+    def zeta(self, beta_zi: np.ndarray) -> np.ndarray | None:
+        """The zero-inflation linear predictor :math:`\\zeta = X_{zi}\\beta_{zi}`, logit of the structural-zero
+        probability of every observation; None for a model without zero inflation."""
+        return self.X_zi @ np.asarray(beta_zi, float) if self.zero_inflated else None
+
+    def variables(self) -> list[str]:
+        """The columns the model uses: the formula's, then the zero-inflation formula's."""
+        extra = self.zi_formula.variables() if self.zi_formula is not None else []
+        return self.formula.variables() + [v for v in extra if v not in self.formula.variables()]
+
     def phi(self, disp: np.ndarray) -> np.ndarray:
         """The dispersion of every observation, :math:`\\phi_i = \\exp((X_d\\,\\beta_d)_i)` (1 without a dispersion
         parameter): always an array of length N, even when all its values are equal."""
@@ -201,6 +226,8 @@ class Design:
         else:
             response = set(Formula("", self.formula.response, "1", (), ()).variables())
             needed = [v for v in self.formula.variables() if v not in response]
+        if self.zi_formula is not None:
+            needed += [v for v in self.zi_formula.variables() if v not in needed and v != "1"]
         missing = [v for v in needed if v not in newdata.columns]
         if missing:
             raise ValueError(f"newdata has no column {missing[0]!r}, which the model uses; "
@@ -219,6 +246,16 @@ class Design:
                                          lambda rows: np.asarray(self.fixed_spec.get_model_matrix(
                                              rows.rename(columns=self.aliases), context=_FORMULAIC_CONTEXT), float),
                                          len(self.x_names))
+
+    def new_X_zi(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The zero-inflation matrix for ``newdata`` (the columns of ``X_zi``; rows with a missing value NaN)."""
+        if not self.zero_inflated:
+            return np.zeros((len(newdata), 0))
+        columns = [v for v in self.zi_formula.variables() if v not in ("", "1")]
+        return _rows_with_missing_as_nan(newdata, columns,
+                                         lambda rows: np.asarray(self.zi_spec.get_model_matrix(
+                                             rows.rename(columns=self.aliases), context=_FORMULAIC_CONTEXT), float),
+                                         len(self.zi_names))
 
     def new_offset(self, newdata: pd.DataFrame) -> np.ndarray:
         return sum((np.asarray(_evaluate(o, newdata), float) for o in self.formula.offsets),
@@ -248,10 +285,12 @@ class Design:
 
 
 def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
-          weights=None) -> Design:
-    """Build the :class:`Design` of ``formula`` on ``data``; missing values are dropped with a warning."""
+          weights=None, ziformula: str | None = None) -> Design:
+    """Build the :class:`Design` of ``formula`` on ``data``, with the zero-inflation model ``ziformula``
+    (one-sided, fixed effects: ``"~ 1"``, ``"~ x"``); missing values are dropped with a warning."""
     parsed = formula if isinstance(formula, Formula) else parse(formula)
-    data = _complete_cases(parsed, _check_data(data), weights)
+    zi_formula = _zi_formula(ziformula, family)
+    data = _complete_cases(parsed, _check_data(data), weights, zi_formula)
     weights = data.pop("(weights)").to_numpy(float) if "(weights)" in data else np.ones(len(data))
     y, n, weights = _response(parsed.response, data, family, weights)
     aliases = _aliases(parsed, data)
@@ -262,10 +301,31 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
         _check_finite_result(values, f"offset({expr})", data)
         offset = offset + values
     Z, terms = _random_matrix(parsed.random, data, aliases)
+    X_zi, zi_names, zi_spec = (None, [], None) if zi_formula is None else _model_matrix(
+        zi_formula.fixed, data, f"the zero-inflation formula {zi_formula.text!r}", aliases)
+    factor_levels = _factor_levels(parsed.fixed, data)
+    if zi_formula is not None:
+        factor_levels.update(_factor_levels(zi_formula.fixed, data))
     design = Design(parsed, family, y, n, X, x_names, Z, offset, weights, terms, parsed.response,
-                    fixed_spec, factor_levels=_factor_levels(parsed.fixed, data), aliases=aliases)
+                    fixed_spec, factor_levels=factor_levels, aliases=aliases,
+                    X_zi=X_zi, zi_names=zi_names, zi_formula=zi_formula, zi_spec=zi_spec)
     _index_lambda(design)
     return design
+
+
+def _zi_formula(ziformula, family: families.Family) -> Formula | None:
+    """The parsed ``ziformula``: None without one (None or ``"~ 0"``, glmmTMB's default); an error for a family
+    that cannot have structural zeros."""
+    if ziformula is None:
+        return None
+    parsed = parse_one_sided(ziformula, "ziformula")
+    if parsed.fixed.replace(" ", "") in ("0", "-1", "1-1", "+0"):
+        return None
+    if not family.zero_inflation:
+        allowed = [f.name for f in families.FAMILIES.values() if f.zero_inflation]
+        raise ValueError(f"ziformula (structural zeros) is for the {', '.join(allowed[:-1])} and {allowed[-1]} "
+                         f"families, not {family.name}: a zero-inflated {family.name} model is not available")
+    return parsed
 
 
 def _check_data(data) -> pd.DataFrame:
@@ -301,13 +361,19 @@ def _unknown_column(name: str, where: str, formula_text: str, data: pd.DataFrame
                       f"columns: {', '.join(map(str, data.columns))}.{hint}")
 
 
-def _complete_cases(parsed: Formula, data: pd.DataFrame, weights) -> pd.DataFrame:
-    """Keep the columns the formula uses; drop incomplete rows as R's na.omit does, with a warning.
-    The index of ``data`` is kept, so that messages name the rows as the user sees them."""
+def _complete_cases(parsed: Formula, data: pd.DataFrame, weights, zi_formula: Formula | None = None) -> pd.DataFrame:
+    """Keep the columns the formula (and the zero-inflation formula) uses; drop incomplete rows as R's na.omit
+    does, with a warning. The index of ``data`` is kept, so that messages name the rows as the user sees them."""
     for name in parsed.variables():
         if name not in data.columns:
             raise _unknown_column(name, _where(parsed, name), parsed.text, data)
-    used = data[parsed.variables()].copy()
+    variables = list(parsed.variables())
+    for name in zi_formula.variables() if zi_formula is not None else []:
+        if name not in data.columns:
+            raise _unknown_column(name, "in the zero-inflation part", zi_formula.text, data)
+        if name not in variables:
+            variables.append(name)
+    used = data[variables].copy()
     if weights is not None:
         used["(weights)"] = _weights_column(weights, data)
     incomplete = used.isna().any(axis=1).to_numpy()

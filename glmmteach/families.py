@@ -121,6 +121,9 @@ class Family:
     classic_dispersion: ClassVar[bool] = False
     #: glmmTMB's summary lists the residual variance as a "Residual" row of the random effects
     residual_in_varcorr: ClassVar[bool] = False
+    #: a ``ziformula`` may add structural zeros (:mod:`glmmteach.zeroinfl`): counts and binomials, as the
+    #: course uses them with glmmTMB
+    zero_inflation: ClassVar[bool] = False
 
     def __post_init__(self):
         link = links.get(self.default_link if self.link is None else self.link)
@@ -396,6 +399,7 @@ class Binomial(Family):
     has_phi: ClassVar[bool] = False
     sigma_meaning: ClassVar[str] = "none (sigma = 1)"
     integer_valued: ClassVar[bool] = True
+    zero_inflation: ClassVar[bool] = True
     trials: ClassVar[bool] = True
 
     def loglik(self, y, mu, phi=1.0, n=1):
@@ -486,6 +490,7 @@ class Poisson(Family):
     has_phi: ClassVar[bool] = False
     sigma_meaning: ClassVar[str] = "none (sigma = 1)"
     integer_valued: ClassVar[bool] = True
+    zero_inflation: ClassVar[bool] = True
 
     def loglik(self, y, mu, phi=1.0, n=1):
         """``y log(mu) - mu - lgamma(y + 1)``; equal to 0 at ``y = mu = 0``."""
@@ -621,6 +626,7 @@ class NBinom2(Family):
     allowed_links: ClassVar[tuple] = ("log", "identity", "sqrt")
     sigma_meaning: ClassVar[str] = "sigma = theta, the size (large: close to Poisson)"
     integer_valued: ClassVar[bool] = True
+    zero_inflation: ClassVar[bool] = True
 
     def loglik(self, y, mu, phi, n=1):
         """``lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) - theta log(1 + mu/theta)
@@ -790,6 +796,7 @@ class NBinom1(Family):
     allowed_links: ClassVar[tuple] = ("log", "identity", "sqrt")
     sigma_meaning: ClassVar[str] = "sigma = phi, the variance per mean minus 1 (small: close to Poisson)"
     integer_valued: ClassVar[bool] = True
+    zero_inflation: ClassVar[bool] = True
 
     def loglik(self, y, mu, phi, n=1):
         """``lgamma(y + k) - lgamma(k) - lgamma(y + 1) - (k + y) log(1 + phi) + y log(phi)``, ``k = mu/phi``."""

@@ -6,7 +6,8 @@ over the parameters that are not integrated out:
 * ML: :math:`\\psi = (\\beta, \\theta, \\log\\phi)`;
 * REML: :math:`\\psi = (\\theta, \\log\\phi)`, since :math:`\\beta` is integrated with the random effects.
 
-(:math:`\\log\\phi` only for families with a dispersion parameter.) The optimiser is L-BFGS-B with
+(:math:`\\log\\phi` only for families with a dispersion parameter; with a ``ziformula`` the zero-inflation
+coefficients :math:`\\beta_{zi}` follow, under ML and REML.) The optimiser is L-BFGS-B with
 the diagonal of each Cholesky template bounded below by 0, on parameters scaled by the curvature at
 the start, and a few Newton steps on a numerical Hessian to finish. Every evaluation is kept in an
 optimisation log.
@@ -21,10 +22,10 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
-from . import families, glm, numdiff, params
+from . import families, glm, numdiff, params, zeroinfl
 from .design import Design, build, caller_stacklevel
 from .laplace import (LaplaceResult, NotPositiveDefinite, Response, agq_loglik, laplace_loglik, per_observation, score,
-                      score_dispersion)
+                      score_dispersion, score_zero_inflation)
 from .problems import ConvergenceWarning
 from .results import GlmmFit
 
@@ -77,6 +78,11 @@ class Objective:
         parts = self.layout.unpack(psi)
         return parts.beta, parts.theta, self.design.phi(parts.disp)
 
+    def zeta(self, psi: np.ndarray) -> np.ndarray | None:
+        """psi -> the logit of each observation's structural-zero probability, :math:`X_{zi}\\beta_{zi}` (None
+        without zero inflation)."""
+        return self.design.zeta(self.layout.unpack(psi).zi)
+
     def laplace(self, psi: np.ndarray) -> LaplaceResult:
         if self.last is not None and np.array_equal(self.last[0], psi):
             return self.last[1]
@@ -100,7 +106,7 @@ class Objective:
         beta, theta, phi = self.unpack(psi)
         if self.nagq > 1:
             return agq_loglik(self.design, beta, theta, phi, self.nagq, v0)
-        return laplace_loglik(self.design, beta, theta, phi, self.reml, v0)
+        return laplace_loglik(self.design, beta, theta, phi, self.reml, v0, self.zeta(psi))
 
     def _jumped(self, result) -> bool:
         """No result, a non-finite one, or -log L more than JUMP + 0.1% above the best so far."""
@@ -129,8 +135,8 @@ class Objective:
         return self.nagq == 1
 
     def gradient(self, psi: np.ndarray) -> np.ndarray:
-        """Gradient of -log L: analytic for beta, theta and the dispersion coefficients (Laplace ML and
-        REML), assembled block by block; central differences for quadrature."""
+        """Gradient of -log L: analytic for beta, theta, the dispersion and the zero-inflation coefficients
+        (Laplace ML and REML), assembled block by block; central differences for quadrature."""
         psi = np.asarray(psi, float)
         gradient = np.zeros_like(psi)
         numerical = np.arange(len(psi))
@@ -139,9 +145,10 @@ class Objective:
                 result = self.laplace(psi)
                 d_beta, d_theta = score(result)
                 d_disp = self.design.X_disp.T @ score_dispersion(result) if self.layout.has("disp") else []
+                d_zi = self.design.X_zi.T @ score_zero_inflation(result) if self.layout.has("zi") else []
             except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
                 return np.zeros_like(psi)    # the value there is inf: the line search steps back
-            gradient[:] = -self.layout.pack(beta=d_beta, theta=d_theta, disp=d_disp)
+            gradient[:] = -self.layout.pack(beta=d_beta, theta=d_theta, disp=d_disp, zi=d_zi)
             # At theta_k = 0 the likelihood is flat in theta_k (it depends on theta_k^2), so the exact
             # derivative is 0 there; a forward difference sees the curvature and tells whether to leave.
             theta = self.layout.where("theta")
@@ -162,7 +169,7 @@ class Objective:
 
 
 def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 1, weights=None,
-         start: dict | None = None, verbose: bool = False):
+         start: dict | None = None, verbose: bool = False, ziformula: str | None = None):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace or quadrature) or REML.
 
     Parameters
@@ -183,13 +190,19 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
         Starting values: ``{"beta": [...], "theta": [...], "sigma": s}``.
     verbose : bool
         Print the optimisation log while fitting.
+    ziformula : str, optional
+        Zero inflation, as glmmTMB's ``ziformula``: ``"~ 1"`` or ``"~ x + ..."`` (fixed effects), the logit of
+        each observation's probability of a structural zero (:mod:`glmmteach.zeroinfl`); for the poisson,
+        nbinom1, nbinom2 and binomial families. None or ``"~ 0"``: none.
 
     Returns
     -------
     GlmmFit
+
+    R: ``glmmTMB(formula, data, family, REML, weights, ziformula = ~ 1)``, ``glmer(formula, data, family, nAGQ)``.
     """
     with _one_blas_thread():   # small dense algebra: threads only cost time
-        return _glmm(formula, data, family, reml, nagq, weights, start, verbose)
+        return _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula)
 
 
 @functools.cache
@@ -202,12 +215,12 @@ def _one_blas_thread():
     return _blas().limit(limits=1, user_api="blas")
 
 
-def _glmm(formula, data, family, reml, nagq, weights, start, verbose):
+def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=None):
     family = families.get(family)
-    design = build(formula, data, family, weights)
+    design = build(formula, data, family, weights, ziformula)
     _check_nagq(design, nagq, reml)
     objective = Objective(design, reml, nagq)
-    if design.q == 0 and not reml:
+    if design.q == 0 and not reml and not design.zero_inflated:
         return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
@@ -260,7 +273,7 @@ def refit(fit, y, standard_errors: bool = True):
 
 def _rows_used(data, design: Design, weights):
     """The rows of ``data`` that the fit used: no missing value in the formula's columns or the weights."""
-    complete = data[design.formula.variables()].notna().all(axis=1)
+    complete = data[design.variables()].notna().all(axis=1)
     if isinstance(weights, str):
         complete &= data[weights].notna()
     elif weights is not None:
@@ -273,6 +286,9 @@ def _check_nagq(design: Design, nagq: int, reml: bool) -> None:
         raise ValueError(f"nagq must be a whole number >= 1; got {nagq!r}")
     if nagq == 1:
         return
+    if design.zero_inflated:
+        raise ValueError(f"nagq = {nagq} (adaptive quadrature) is not available with a ziformula; use nagq = 1 "
+                         "(Laplace, as glmmTMB)")
     if len(design.terms) != 1 or design.terms[0].k != 1:
         raise ValueError(f"nagq = {nagq} (adaptive quadrature) needs exactly one scalar random-effect term "
                          f"such as (1 | g); this model has "
@@ -293,8 +309,18 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
     disp = np.linalg.lstsq(design.X_disp, np.full(design.nobs, np.log(phi)), rcond=None)[0]
-    objective.layout = params.layout(design, objective.reml, beta, theta, disp)
+    objective.layout = params.layout(design, objective.reml, beta, theta, disp, _zi_start(design, beta, phi))
     return objective.layout.start()
+
+
+def _zi_start(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
+    """The zero-inflation coefficients start with every observation at the same :math:`\\pi_0`: the share of
+    zeros beyond what the GLM fit without zero inflation expects (:func:`glmmteach.zeroinfl.start`)."""
+    if not design.zero_inflated:
+        return np.zeros(0)
+    mu = design.family.link.inverse(design.X @ beta + design.offset)
+    zeta0 = zeroinfl.start(design.family, design.y, mu, per_observation(design, phi), design.n)
+    return np.linalg.lstsq(design.X_zi, np.full(design.nobs, zeta0), rcond=None)[0]
 
 
 def _sd_start(design: Design, beta: np.ndarray, phi: float) -> np.ndarray:
@@ -678,10 +704,11 @@ def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool =
     beta, theta, phi = objective.unpack(psi)
     if objective.reml:
         beta = result.beta_in
-    cov_beta = _covariance_of_beta(objective, optimum, result) if covariance else None
-    no_standard_errors = cov_beta is not None and not _has_standard_errors(cov_beta)
+    cov_beta, cov_zi = _covariances(objective, optimum, result) if covariance else (None, None)
+    no_standard_errors = cov_beta is not None and not (_has_standard_errors(cov_beta) and _has_standard_errors(cov_zi))
     fit = GlmmFit(objective.design, objective, psi, result, np.asarray(beta), np.asarray(theta), phi, cov_beta,
-                  optimum.converged and not no_standard_errors, optimum.message, data, objective.log)
+                  optimum.converged and not no_standard_errors, optimum.message, data, objective.log,
+                  beta_zi=objective.layout.unpack(psi).zi, cov_zi=cov_zi)
     _warn_if_problematic(fit, no_standard_errors)
     return fit
 
@@ -707,24 +734,28 @@ def _warn_if_problematic(fit: GlmmFit, no_standard_errors: bool = False) -> None
         warnings.warn(message, ConvergenceWarning, stacklevel=caller_stacklevel())
 
 
-def _covariance_of_beta(objective: Objective, optimum: Optimum, result: LaplaceResult) -> np.ndarray:
-    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``.
+def _covariances(objective: Objective, optimum: Optimum, result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``, and
+    of the zero-inflation coefficients (an empty matrix without them).
 
-    ML: the beta block of the inverse Hessian of :math:`-\\log L(\\beta, \\theta, \\phi)`.
+    ML: the beta block of the inverse Hessian of :math:`-\\log L(\\beta, \\theta, \\phi, \\beta_{zi})`.
     REML: :math:`[H_v^{-1}]_{\\beta\\beta} + J V J^\\top`, where :math:`V` is the inverse Hessian of
-    :math:`-\\log L_R(\\theta, \\phi)` and :math:`J = \\partial\\hat\\beta/\\partial(\\theta, \\log\\phi)`.
-    Parameters at a bound (a variance estimated at zero) are held fixed.
+    :math:`-\\log L_R(\\theta, \\phi, \\beta_{zi})` and :math:`J = \\partial\\hat\\beta/\\partial(\\theta, \\log\\phi,
+    \\beta_{zi})`. The zero-inflation block is that of V in both. Parameters at a bound (a variance estimated at
+    zero) are held fixed.
     """
     psi, p = optimum.psi, objective.design.X.shape[1]
     free = _free(psi, objective.bounds()) if len(psi) else np.zeros(0, bool)
     V = _inverse_hessian(objective, optimum, free)
+    zi = np.searchsorted(np.flatnonzero(free), np.arange(len(psi))[objective.layout.where("zi")])
+    cov_zi = V[np.ix_(zi, zi)]      # the zero-inflation coefficients have no bounds: always free
     if not objective.reml:
-        return V[:p, :p]          # beta has no bounds, so it leads the free parameters
+        return V[:p, :p], cov_zi    # beta has no bounds, so it leads the free parameters
     H_inverse = result.factor.inverse_beta_block()
     if not free.any():
-        return H_inverse
+        return H_inverse, cov_zi
     J = numdiff.partials(lambda x: objective.laplace(x).beta_in, psi, np.flatnonzero(free)).T
-    return H_inverse + J @ V @ J.T
+    return H_inverse + J @ V @ J.T, cov_zi
 
 
 def _inverse_hessian(objective: Objective, optimum: Optimum, free: np.ndarray) -> np.ndarray:

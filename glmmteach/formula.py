@@ -137,6 +137,27 @@ def parse(text: str) -> Formula:
     return Formula(text, response, fixed_text, tuple(offsets), tuple(random))
 
 
+def parse_one_sided(text: str, argument: str) -> Formula:
+    """A one-sided formula of fixed effects, ``"~ 1"`` or ``"~ x + ..."``, as glmmTMB's ``ziformula`` takes
+    it (``argument`` names it in the messages). It has no response (its ``response`` is ``""``); random-effect
+    terms and offsets are not supported there yet, and say so."""
+    if not isinstance(text, str):
+        raise FormulaError(f"{argument} must be a string such as '~ 1' or '~ x'; got {type(text).__name__}")
+    before, tilde, rhs = text.partition("~")
+    if not tilde:
+        raise FormulaError(f"{argument} must start with '~', as '~ 1' or '~ x'; got {text!r}")
+    if before.strip():
+        raise FormulaError(f"{argument} has no response: write '~ {rhs.strip()}', not {text!r} (the response is "
+                           f"the model formula's)")
+    parsed = parse(f"y ~ {rhs}")
+    if parsed.random:
+        raise FormulaError(f"random-effect terms in {argument} are not supported yet ({text!r}); "
+                           f"use fixed effects only, such as '~ 1' or '~ x'")
+    if parsed.offsets:
+        raise FormulaError(f"offsets in {argument} are not supported yet ({text!r})")
+    return Formula(text.strip(), "", parsed.fixed, (), ())
+
+
 def _check_brackets(text: str) -> None:
     depth = 0
     for i, char in enumerate(text):

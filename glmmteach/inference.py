@@ -408,6 +408,8 @@ class Contrasts(_LinearFunctions):
 
     def notes(self) -> list[str]:
         notes, link = [], self.emm.link.name
+        if self.emm.averaged:            # emmeans keeps the grid's note first
+            notes.append("Results are averaged over the levels of: " + ", ".join(self.emm.averaged))
         if link != "identity" and not self.on_log_scale:
             notes.append(f"Note: contrasts are still on the {link} scale")
         elif link != "identity" and not self.emm.back_transformed:

@@ -40,7 +40,7 @@ from scipy.sparse.linalg import splu
 from scipy.special import logsumexp, roots_hermite
 
 from .blocked import SchurA, TermsM
-from . import numdiff
+from . import numdiff, zeroinfl
 from .design import Design
 
 
@@ -51,21 +51,25 @@ class NotPositiveDefinite(ArithmeticError):
 @dataclass
 class Response:
     r"""The response's state at one value of eta (as MixedModels.jl's response object): mu, ell_i, its
-    gradient and curvature with respect to eta_i. ``phi`` holds one dispersion value per observation.
+    gradient and curvature with respect to eta_i. ``phi`` holds one dispersion value per observation, ``zeta``
+    the logit of each observation's structural-zero probability (None without zero inflation).
 
     ``gradient`` = :math:`w_i\\,\\partial\\ell_i/\\partial\\eta_i` (:math:`= w_i\\,\\ell'(\\mu_i)\\,\\mu'(\\eta_i)`);
     ``D`` = :math:`-w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2` (:math:`= -w_i\\,[\\ell''(\\mu_i)\\mu'(\\eta_i)^2 + \\ell'(\\mu_i)\\mu''(\\eta_i)]`).
     The family computes them on the eta scale (for the binomial with a logit, probit or cloglog link from
-    :math:`\\log\\mu` and :math:`\\log(1-\\mu)`, exact where mu rounds to 0 or 1). Each is computed when first asked for.
+    :math:`\\log\\mu` and :math:`\\log(1-\\mu)`, exact where mu rounds to 0 or 1); with zero inflation,
+    :mod:`glmmteach.zeroinfl` mixes them with the point mass at zero (then D can be negative at a zero).
+    Each is computed when first asked for.
     """
 
     design: Design
     eta: np.ndarray
     phi: np.ndarray
+    zeta: np.ndarray | None = None
 
     @classmethod
-    def at(cls, design: Design, eta: np.ndarray, phi: np.ndarray) -> "Response":
-        return cls(design, eta, phi)
+    def at(cls, design: Design, eta: np.ndarray, phi: np.ndarray, zeta: np.ndarray | None = None) -> "Response":
+        return cls(design, eta, phi, zeta)
 
     @cached_property
     def mu(self) -> np.ndarray:
@@ -74,11 +78,15 @@ class Response:
     @cached_property
     def loglik(self) -> np.ndarray:
         d = self.design
+        if self.zeta is not None:
+            return d.weights * zeroinfl.loglik(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
         return d.weights * d.family.loglik_eta(d.y, self.eta, self.phi, d.n)
 
     @cached_property
     def _derivatives(self) -> tuple[np.ndarray, np.ndarray]:
         d = self.design
+        if self.zeta is not None:
+            return zeroinfl.eta_derivatives(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
         return d.family.eta_derivatives(d.y, self.eta, self.phi, d.n)
 
     @cached_property
@@ -92,10 +100,21 @@ class Response:
     @cached_property
     def dispersion_partials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The partial derivatives of ``loglik``, ``gradient`` and ``D`` in :math:`s_i = \\log\\phi_i` at fixed
-        eta, from the family's formulas (:meth:`~glmmteach.families.Family.dispersion_derivatives`)."""
+        eta, from the family's formulas (:meth:`~glmmteach.families.Family.dispersion_derivatives`; with zero
+        inflation, mixed as :func:`glmmteach.zeroinfl.dispersion_partials` says)."""
         d, w = self.design, self.design.weights
-        l_s, g_s, d2_s = d.family.dispersion_derivatives(d.y, self.eta, self.phi, d.n)
+        if self.zeta is not None:
+            l_s, g_s, d2_s = zeroinfl.dispersion_partials(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+        else:
+            l_s, g_s, d2_s = d.family.dispersion_derivatives(d.y, self.eta, self.phi, d.n)
         return w * l_s, w * g_s, -w * d2_s
+
+    def zeta_partials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The partial derivatives in :math:`\\zeta_i` of ``loglik``, ``gradient`` and ``D``
+        (:func:`glmmteach.zeroinfl.zeta_partials`, times the prior weights)."""
+        d = self.design
+        partials = zeroinfl.zeta_partials(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+        return tuple(d.weights * part for part in partials)
 
 
 @dataclass
@@ -426,15 +445,22 @@ class InnerProblem:
     iterations: list = field(default_factory=list)
     theta: np.ndarray | None = None
     _factor: tuple | None = field(default=None, repr=False)
+    zeta: np.ndarray | None = None
 
     @classmethod
-    def build(cls, design: Design, beta, theta, phi, reml: bool) -> "InnerProblem":
-        """The problem at (beta, theta, phi); phi is one value per observation (a number is repeated)."""
+    def build(cls, design: Design, beta, theta, phi, reml: bool, zeta=None) -> "InnerProblem":
+        """The problem at (beta, theta, phi, zeta); phi is one value per observation (a number is repeated),
+        zeta the logit of the structural-zero probabilities (None without zero inflation)."""
         M = re_matrix(design, theta) if design.q else SparseM(design.Z)
         theta, phi = np.asarray(theta, float), per_observation(design, phi)
         if reml:
-            return cls(design, design.X, M, design.offset.copy(), phi, True, theta=theta)
-        return cls(design, design.X[:, :0], M, design.X @ beta + design.offset, phi, False, theta=theta)
+            return cls(design, design.X, M, design.offset.copy(), phi, True, theta=theta, zeta=zeta)
+        return cls(design, design.X[:, :0], M, design.X @ beta + design.offset, phi, False, theta=theta,
+                   zeta=zeta)
+
+    def response(self, eta: np.ndarray) -> Response:
+        """The response at eta, with this problem's phi and zeta."""
+        return Response.at(self.design, eta, self.phi, self.zeta)
 
     @property
     def p_in(self) -> int:
@@ -457,8 +483,19 @@ class InnerProblem:
 
     def newton_step(self, v: np.ndarray, response: Response) -> np.ndarray:
         """Newton direction H^{-1} grad f. Where -d2ell/deta2 < 0 (possible far from the mode with a
-        non-canonical link) a small positive curvature is used, so the step still climbs."""
-        factor = self.hessian(np.maximum(response.D, 1e-10))
+        non-canonical link, and at the zeros of a zero-inflated model, :mod:`glmmteach.zeroinfl`) H need not be
+        positive definite, and its direction need not climb: a small positive curvature is used there instead,
+        which makes H positive definite, so the step climbs and step-halving finds an increase of f. (With zero
+        inflation the true H is tried first: where it is positive definite, as it is near the mode, that is the
+        exact Newton step.)"""
+        factor = None
+        if self.zeta is not None and np.any(response.D <= 0):
+            try:
+                factor = self.hessian(response.D)
+            except (NotPositiveDefinite, np.linalg.LinAlgError):
+                factor = None
+        if factor is None:
+            factor = self.hessian(np.maximum(response.D, 1e-10))
         g_beta = self.X_in.T @ response.gradient
         g_b = self.M.t_dot(response.gradient) - v[self.p_in:]
         d_beta, d_b = factor.solve(g_beta, g_b)
@@ -470,7 +507,7 @@ def _valid_start(problem: InnerProblem, v0: np.ndarray):
     parameters can, e.g. a negative mean under the inverse link); raise if that is invalid too."""
     for v in (v0.copy(), np.concatenate([v0[:problem.p_in], np.zeros(problem.design.q)])):
         with np.errstate(all="ignore"):
-            response = Response.at(problem.design, problem.eta(v), problem.phi)
+            response = problem.response(problem.eta(v))
             f = problem.objective(v, response)
         if np.isfinite(f):
             return v, response, f
@@ -493,7 +530,7 @@ def conditional_modes(problem: InnerProblem, v0: np.ndarray, tol: float = 1e-10,
         t = 1.0
         while True:
             candidate = v + t * step
-            new = Response.at(problem.design, problem.eta(candidate), problem.phi)
+            new = problem.response(problem.eta(candidate))
             f_new = problem.objective(candidate, new)
             if np.isfinite(f_new) and f_new >= f - 1e-12 * abs(f):
                 break
@@ -542,7 +579,7 @@ class LaplaceResult:
     @cached_property
     def dlogdet_deta(self) -> np.ndarray:
         """:math:`c = D' \\odot h = \\partial\\log|H_v|/\\partial\\eta` at fixed W."""
-        return _dD_deta(self.problem.design, self.response.eta, self.problem.phi) * self.leverage
+        return _dD_deta(self.problem, self.response.eta) * self.leverage
 
 
 def per_observation(design: Design, phi) -> np.ndarray:
@@ -550,18 +587,18 @@ def per_observation(design: Design, phi) -> np.ndarray:
     return np.broadcast_to(np.asarray(phi, float), (design.nobs,))
 
 
-def laplace_loglik(design: Design, beta, theta, phi, reml: bool, v0=None) -> LaplaceResult:
+def laplace_loglik(design: Design, beta, theta, phi, reml: bool, v0=None, zeta=None) -> LaplaceResult:
     """The Laplace approximation to the (REML) log-likelihood at (beta, theta, phi) (phi a number or one
-    value per observation).
+    value per observation), and zeta (the logit of the structural-zero probabilities; None: no zero inflation).
 
     .. math:: \\log L \\approx \\sum_i \\ell_i(\\hat\\eta_i) - \\tfrac12\\hat b^\\top\\hat b - \\tfrac12\\log|H_v|
               \\;(+\\tfrac p2 \\log 2\\pi \\text{ for REML}).
     """
-    problem = InnerProblem.build(design, beta, theta, phi, reml)
+    problem = InnerProblem.build(design, beta, theta, phi, reml, zeta)
     if v0 is None:
         v0 = np.zeros(problem.p_in + design.q)
     if problem.p_in + design.q == 0:
-        response = Response.at(design, problem.eta(v0), problem.phi)
+        response = problem.response(problem.eta(v0))
         return LaplaceResult(float(np.sum(response.loglik)), v0, response, None, problem)
     v, response = conditional_modes(problem, v0)
     factor = problem.hessian(response.D)
@@ -663,6 +700,14 @@ def score_dispersion(result: LaplaceResult, partials=None) -> np.ndarray:
     return dloglik - 0.5 * result.leverage * dD - 0.5 * dg * result.logdet_mode_change
 
 
+def score_zero_inflation(result: LaplaceResult) -> np.ndarray:
+    """Derivative of the Laplace ML or REML log-likelihood with respect to :math:`\\zeta_i`, the logit of
+    observation i's structural-zero probability: the general formula of :func:`score_dispersion` with the
+    partial derivatives of :func:`glmmteach.zeroinfl.zeta_partials`. The gradient in :math:`\\beta_{zi}` is
+    :math:`X_{zi}^\\top` times this."""
+    return score_dispersion(result, result.response.zeta_partials())
+
+
 def score_log_phi(result: LaplaceResult) -> float:
     """The derivative in :math:`\\log\\phi` when every observation has the same phi: the sum of
     :func:`score_dispersion`."""
@@ -687,6 +732,6 @@ def _theta_derivatives(design: Design, M, theta: np.ndarray):
     return [SparseM(Zk) for Zk in design.Z_dLambda(theta)]
 
 
-def _dD_deta(design: Design, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+def _dD_deta(problem: InnerProblem, eta: np.ndarray) -> np.ndarray:
     """:math:`D'_i = \\partial D_i/\\partial\\eta_i` by central differences (D_i depends on eta_i alone)."""
-    return numdiff.elementwise(lambda e: Response.at(design, e, phi).D, eta)
+    return numdiff.elementwise(lambda e: problem.response(e).D, eta)

@@ -8,7 +8,8 @@ The optimiser sees one vector; the model sees its pieces. :func:`layout` lists t
 * ``disp``: the coefficients of the log dispersion, :math:`\\log\\phi_i = (X_d\\,\\beta_d)_i`, one value
   of :math:`\\phi` per observation (today :math:`X_d` is a column of ones: one coefficient,
   :math:`\\log\\phi`, for families with a dispersion parameter);
-* ``zi``: the zero-inflation coefficients would follow here.
+* ``zi``: the zero-inflation coefficients, :math:`\\operatorname{logit}\\pi_i = (X_{zi}\\,\\beta_{zi})_i`
+  (``ziformula``; :mod:`glmmteach.zeroinfl`), outer parameters under ML and REML alike, as in glmmTMB.
 
 A new block is one more entry in :func:`layout` and one more field of :class:`Parameters`: names, bounds,
 starting values, unpacking and the assembly of the gradient then follow from the list.
@@ -107,13 +108,14 @@ class Layout:
         return out
 
 
-def layout(design, reml: bool, beta=None, theta=None, disp=None) -> Layout:
+def layout(design, reml: bool, beta=None, theta=None, disp=None, zi=None) -> Layout:
     """The blocks of psi for a model, with their starting values (zeros where none are
     given): the one place where psi is laid out."""
-    p, q_disp = len(design.x_names), design.X_disp.shape[1]
+    p, q_disp, q_zi = len(design.x_names), design.X_disp.shape[1], design.X_zi.shape[1]
     beta = np.zeros(p) if beta is None else np.asarray(beta, float)
     theta = np.zeros(design.n_theta) if theta is None else np.asarray(theta, float)
     disp = np.zeros(q_disp) if disp is None else np.asarray(disp, float)
+    zi = np.zeros(q_zi) if zi is None else np.asarray(zi, float)
     unbounded = lambda size: np.full(size, -np.inf)          # noqa: E731
     blocks = []
     if not reml:                        # under REML beta is integrated, not optimised
@@ -124,5 +126,6 @@ def layout(design, reml: bool, beta=None, theta=None, disp=None) -> Layout:
                             s.lower_bounds(), theta[part]))
     if q_disp:                          # log phi = X_disp beta_disp
         blocks.append(Block("disp", tuple(design.disp_names), unbounded(q_disp), disp))
-    # the zero-inflation coefficients (ziformula) would come here: Block("zi", ...)
+    if q_zi:                            # logit pi = X_zi beta_zi
+        blocks.append(Block("zi", tuple(f"zi~{name}" for name in design.zi_names), unbounded(q_zi), zi))
     return Layout(blocks)

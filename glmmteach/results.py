@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
+from scipy.special import expit
 
+from . import zeroinfl
 from .design import Design
 from .laplace import LaplaceResult
 from .rformat import character_matrix, coefficient_lines, r_format
@@ -79,6 +81,15 @@ class GlmmFit:
     #:
     #: R: no counterpart (glmmTMB prints the optimiser's trace instead of keeping it).
     log: list = field(default_factory=list, repr=False)
+    #: The zero-inflation coefficients as an array, in the order of ``design.zi_names`` (empty without a
+    #: ``ziformula``); ``fixef_zi`` labels them.
+    #:
+    #: R: ``unname(fixef(fit)$zi)`` (glmmTMB).
+    beta_zi: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: The covariance matrix of the zero-inflation coefficients (None when not computed).
+    #:
+    #: R: ``unname(vcov(fit)$zi)`` (glmmTMB).
+    cov_zi: np.ndarray | None = None
 
     def singular_terms(self) -> list[str]:
         """Sentences about the random effects estimated at the boundary (an SD near 0, a correlation near
@@ -131,6 +142,37 @@ class GlmmFit:
             raise ValueError("this fit has no standard errors: it was made by refit(y, standard_errors=False); "
                              "refit with standard_errors=True for them")
         return self.cov_beta
+
+    @property
+    def fixef_zi(self) -> pd.Series:
+        """The zero-inflation coefficients :math:`\\hat\\beta_{zi}` (logit of the structural-zero probability),
+        labelled by the columns of :math:`X_{zi}`; an empty Series without a ``ziformula``.
+
+        R: ``fixef(fit)$zi`` (glmmTMB)."""
+        return pd.Series(np.asarray(self.beta_zi, float), index=list(self.design.zi_names), name="Estimate",
+                         dtype=float)
+
+    @property
+    def se_zi(self) -> pd.Series:
+        """Standard errors of the zero-inflation coefficients (an empty Series without a ``ziformula``).
+
+        R: ``sqrt(diag(vcov(fit)$zi))`` (glmmTMB), the "Std. Error" column of the summary's zero-inflation
+        block."""
+        if not self.design.zero_inflated:
+            return pd.Series([], index=[], name="Std. Error", dtype=float)
+        if self.cov_zi is None:
+            self._covariance()            # says why there are none
+        return pd.Series(np.sqrt(np.diag(self.cov_zi)), index=list(self.design.zi_names), name="Std. Error")
+
+    @property
+    def vcov_zi(self) -> pd.DataFrame:
+        """The covariance matrix of the zero-inflation coefficients (empty without a ``ziformula``).
+
+        R: ``vcov(fit)$zi`` (glmmTMB)."""
+        names = list(self.design.zi_names)
+        if names and self.cov_zi is None:
+            self._covariance()
+        return pd.DataFrame(self.cov_zi if names else np.zeros((0, 0)), index=names, columns=names)
 
     @property
     def sigma(self) -> float:
@@ -205,7 +247,7 @@ class GlmmFit:
         """The number of parameters AIC counts (fixed effects, theta, and the dispersion, also under REML).
 
         R: ``attr(logLik(fit), "df")``."""
-        return len(self.beta) + self.design.n_theta + self.design.X_disp.shape[1]
+        return len(self.beta) + self.design.n_theta + self.design.X_disp.shape[1] + len(self.beta_zi)
 
     @property
     def nobs(self) -> int:
@@ -237,22 +279,41 @@ class GlmmFit:
 
     # ---- predictions, residuals, simulation ----------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None) -> np.ndarray:
-        """Predictions: :math:`\\eta = X\\beta + Zu` (``type="link"``) or :math:`\\mu = g^{-1}(\\eta)`
-        (``type="response"``).
+        """Predictions: :math:`\\eta = X\\beta + Zu` (``type="link"``) or the mean of y (``type="response"``):
+        :math:`\\mu = g^{-1}(\\eta)`, and for a zero-inflated model :math:`(1 - \\pi)\\mu`. A zero-inflated model
+        also has ``type="conditional"``, the mean :math:`\\mu` of the count part, ``"zprob"``, the probability
+        :math:`\\pi` of a structural zero, and ``"zlink"``, its logit :math:`X_{zi}\\beta_{zi}` (for a model without
+        zero inflation these are :math:`\\mu`, 0 and :math:`-\\infty`).
 
         ``re_form=None`` includes the random effects, ``re_form="~0"`` gives the population level
         (u = 0); in ``newdata`` a level not seen in fitting gets the population level.
 
-        R: ``predict(fit, newdata, type = "link", re.form = NULL)`` (glmmTMB and lme4)."""
-        if type not in ("link", "response"):
-            raise ValueError(f"type must be 'link' or 'response'; got {type!r}")
+        R: ``predict(fit, newdata, type = "link", re.form = NULL)`` (glmmTMB and lme4; glmmTMB's types
+        "conditional", "zprob" and "zlink")."""
+        types = ("link", "response", "conditional", "zprob", "zlink")
+        if type not in types:
+            raise ValueError(f"type must be one of {', '.join(map(repr, types))}; got {type!r}")
         population = _population_level(re_form)
+        if type in ("zprob", "zlink"):
+            zeta = self._zeta(newdata)
+            return zeta if type == "zlink" else expit(zeta)
         if newdata is None:
             X, Zu, offset = self.design.X, self.design.Z @ self.u, self.design.offset
         else:
             X, Zu, offset = self._new_matrices(newdata, population)
         eta = X @ self.beta + offset + (0.0 if population else Zu)
-        return self.family.link.inverse(eta) if type == "response" else eta
+        if type == "link":
+            return eta
+        mu = self.family.link.inverse(eta)
+        return zeroinfl.mean(mu, expit(self._zeta(newdata))) if type == "response" and self.design.zero_inflated else mu
+
+    def _zeta(self, newdata: pd.DataFrame | None = None) -> np.ndarray:
+        """The zero-inflation linear predictor :math:`X_{zi}\\beta_{zi}` (-inf without zero inflation)."""
+        rows = self.nobs if newdata is None else len(newdata)
+        if not self.design.zero_inflated:
+            return np.full(rows, -np.inf)
+        X_zi = self.design.X_zi if newdata is None else self.design.new_X_zi(self.design.check_newdata(newdata, True))
+        return X_zi @ self.beta_zi
 
     def _new_matrices(self, newdata: pd.DataFrame, population: bool):
         """X, Z u-hat and the offset for new data; a group not seen in fitting gets u = 0."""
@@ -285,6 +346,10 @@ class GlmmFit:
         * ``deviance``: :math:`\\mathrm{sign}(y - \\hat\\mu)\\sqrt{w\\,d(y, \\hat\\mu)}` with R's unit deviance d
           (``family$dev.resids``).
 
+        With zero inflation (as glmmTMB 1.1.5) the response residual is :math:`y - (1 - \\hat\\pi)\\hat\\mu`, the
+        Pearson residual divides it by the square root of :math:`(1 - \\pi)V(\\mu) + \\pi(1 - \\pi)\\mu^2`
+        (:func:`glmmteach.zeroinfl.variance`), and there are no deviance residuals.
+
         R: ``residuals(fit, type = "response")`` (or ``"pearson"``, ``"deviance"``).
         """
         mu, y, n, phi, w = self.fitted(), self.design.y, self.design.n, self.phi, self.design.weights
@@ -292,7 +357,15 @@ class GlmmFit:
             return self.observed - mu
         if type == "pearson":
             w = n if self.family.trials else w
-            return (self.observed - mu) * np.sqrt(w / self.family.variance(mu, phi))
+            if self.design.zero_inflated:
+                mu_c = self.predict(type="conditional")
+                v = zeroinfl.variance(self.family.variance(mu_c, phi), mu_c, self.predict(type="zprob"))
+            else:
+                v = self.family.variance(mu, phi)
+            return (self.observed - mu) * np.sqrt(w / v)
+        if type == "deviance" and self.design.zero_inflated:
+            raise ValueError("a zero-inflated model has no deviance residuals (glmmTMB defines none either); use "
+                             "type='pearson', or the simulation-based gt.simulate_residuals(fit)")
         if type == "deviance":
             d = w * self.family.unit_deviance(y, mu, phi, n)
             return np.sign(self.observed - mu) * np.sqrt(np.maximum(d, 0))
@@ -301,7 +374,8 @@ class GlmmFit:
     def simulate(self, nsim: int = 1, seed=None, conditional: bool = False) -> pd.DataFrame:
         """Draw ``nsim`` new responses. ``conditional=False`` draws new random effects
         :math:`u^* = \\Lambda_\\theta b^*, b^* \\sim N(0, I)` (glmmTMB's default);
-        ``conditional=True`` keeps the fitted :math:`\\hat u`. Binomial gives success counts.
+        ``conditional=True`` keeps the fitted :math:`\\hat u`. Binomial gives success counts. A zero-inflated
+        model draws the structural zeros too: each draw is set to 0 with probability :math:`\\pi_i`.
         ``seed`` seeds ``numpy.random.default_rng``; the global random state is left alone.
 
         Returns a DataFrame with one column per simulation, ``sim_1``, ``sim_2``, ...
@@ -318,6 +392,8 @@ class GlmmFit:
                 eta += design.Z @ (design.Lambda(self.theta) @ b)
         mu = self.family.link.inverse(eta)
         draws = self.family.simulate(mu, self.phi[:, None], rng, design.n[:, None] * np.ones((1, nsim)))
+        if design.zero_inflated:
+            draws = zeroinfl.simulate(draws, self.predict(type="zprob")[:, None], rng)
         return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
     def refit(self, y, standard_errors: bool = True) -> "GlmmFit":
@@ -348,7 +424,7 @@ class GlmmFit:
         from .laplace import InnerProblem, conditional_modes
 
         beta, theta, phi = self.objective.unpack(self.psi)
-        problem = InnerProblem.build(self.design, beta, theta, phi, self.objective.reml)
+        problem = InnerProblem.build(self.design, beta, theta, phi, self.objective.reml, self.objective.zeta(self.psi))
         start = np.zeros(problem.p_in + self.design.q)
         if self.objective.reml:
             start[:problem.p_in] = self.beta
@@ -390,25 +466,31 @@ class Summary:
     """The summary of a fit, printed like glmmTMB's ``summary()``; ``print(fit.summary())``.
 
     ``.coefficients`` is the coefficient table as a DataFrame (estimate, SE, z, p), R's
-    ``coef(summary(fit))$cond``; ``.fit`` is the fit."""
+    ``coef(summary(fit))$cond``; ``.coefficients_zi`` the zero-inflation model's (``$zi``; empty without one);
+    ``.fit`` is the fit."""
 
     def __init__(self, fit: GlmmFit):
         self.fit = fit
-        z = fit.fixef / fit.se
-        self.coefficients = pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.se, "z value": z,
-                                          "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))})
+        self.coefficients = _coefficient_table(fit.fixef, fit.se)
+        self.coefficients_zi = _coefficient_table(fit.fixef_zi, fit.se_zi)
 
     def __str__(self) -> str:
         fit = self.fit
         lines = [f" Family: {fit.family.name}  ( {fit.family.link.name} )",
-                 f"Formula:          {fit.design.formula.text}", ""]
+                 f"Formula:          {fit.design.formula.text}"]
+        if fit.design.zero_inflated:        # glmmTMB lines its "~" up with the formula's
+            zi = "~" + fit.design.zi_formula.text.lstrip("~ ")
+            lines.append("Zero inflation:  " + " " * (len(fit.design.response_name) + 2) + zi)
+        lines.append("")
         lines += [*self._likelihood_block(), ""]
         if fit.design.terms:
             groups = "; ".join(f"{t.group}, {len(t.levels)}" for t in fit.design.terms)
             lines += ["Random effects:", "", "Conditional model:", *self._random_block(),
                       f"Number of obs: {fit.nobs}, groups:  {groups}"]
         lines += self._dispersion_line()
-        lines += ["", "Conditional model:", *self._coefficient_block()]
+        lines += ["", "Conditional model:", *_coefficient_block(self.coefficients)]
+        if fit.design.zero_inflated:
+            lines += ["", "Zero-inflation model:", *_coefficient_block(self.coefficients_zi)]
         if not fit.converged:
             lines += ["", "Warning: the fit did not converge."]
         return "\n".join(lines)
@@ -453,8 +535,18 @@ class Summary:
         line = self.fit.family.dispersion_line(self.fit.sigma)
         return [] if line is None else ["", line]
 
-    def _coefficient_block(self) -> list[str]:
-        lines = coefficient_lines(self.coefficients)
-        if np.any(self.coefficients["Pr(>|z|)"] < 0.1):      # R shows stars and their legend only then
-            lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
-        return lines
+
+
+def _coefficient_table(estimate: pd.Series, se: pd.Series) -> pd.DataFrame:
+    """Estimate, Std. Error, z value and Pr(>|z|), as R's ``coef(summary(fit))``."""
+    z = estimate / se
+    return pd.DataFrame({"Estimate": estimate, "Std. Error": se, "z value": z,
+                         "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))})
+
+
+def _coefficient_block(coefficients: pd.DataFrame) -> list[str]:
+    """A coefficient table as R's ``printCoefmat`` prints it, with the stars' legend where a p-value is below 0.1."""
+    lines = coefficient_lines(coefficients)
+    if np.any(coefficients["Pr(>|z|)"] < 0.1):      # R shows stars and their legend only then
+        lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
+    return lines

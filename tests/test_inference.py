@@ -259,3 +259,33 @@ def test_poisson_rates_with_an_offset_at_covariate_values():
     link_pairs = gt.emmeans(fit, "x", at={"x": [-1, 0, 1]}).pairs()
     assert_matches(link_pairs.table, ref["pairs_link"])
     assert str(link_pairs).split("\n") == ref["pairs_link"]["lines"]
+
+
+# ---- a custom contrast on a zero-inflated fit (tests/reference/make_zi_inference_reference.R) -------------------
+ZI_REFERENCE = json.loads((Path(__file__).parent / "reference" / "zi_inference_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def egg_fits():
+    data = gt.datasets.load("fecal_egg_counts")
+    for column in ["tx", "lact", "manure", "province", "herd"]:
+        data[column] = pd.Categorical(data[column])
+    formula = "fec ~ tx + lact + manure + province + (1 | province:herd)"
+    return {case: gt.glmm(formula, data, family=family, ziformula="~ 1")
+            for case, family in [("zip", "poisson"), ("zinb1", "nbinom1")]}
+
+
+@pytest.mark.parametrize("case", ["zip", "zinb1"])
+def test_custom_contrast_on_a_zero_inflated_fit(case, egg_fits):
+    """emmeans(m, ~ tx, type = "response", contr = list(c(1, -1))): the conditional model's mean counts of
+    untreated and treated cows, and their ratio, as emmeans gives them for a glmmTMB fit (its default component
+    "cond"); the tables and their printouts."""
+    ref, fit = ZI_REFERENCE[case], egg_fits[case]
+    assert fit.loglik == pytest.approx(ref["logLik"], abs=1e-3) and fit.df_resid == ref["df_resid"]
+    emm = gt.emmeans(fit, "tx", type="response")
+    ratio = gt.contrast(emm, {"c(1, -1)": [1, -1]})
+    assert_matches(emm.table, ref["emmeans"])
+    assert_matches(ratio.table, ref["contrasts"])
+    assert_matches(gt.emmeans(fit, "tx").table, ref["emmeans_link"])
+    assert str(emm).split("\n") == ref["emmeans"]["lines"]
+    assert str(ratio).split("\n") == ref["contrasts"]["lines"]

@@ -73,9 +73,11 @@ def load_case(case):
     if match:
         formula, weights = match.group(1), match.group(2)
     data = pd.read_csv(HERE.parent / ref["data_file"])
+    for column in ref.get("factors", []):          # columns R made factors
+        data[column] = pd.Categorical(data[column])
     family = gt.families.get(ref["family"]).__class__(link=ref["link"])
     return ref, dict(formula=formula, data=data, family=family, reml=bool(ref["REML"]),
-                     nagq=int(ref.get("nAGQ", 1)), weights=weights)
+                     nagq=int(ref.get("nAGQ", 1)), weights=weights, ziformula=ref.get("ziformula"))
 
 
 def last_digit(text: str) -> float:
@@ -295,3 +297,82 @@ def test_emmeans_on_covariance_structures(case, fits):
     emm = gt.emmeans(fit, "vaccine", by="day", type="link" if ref["family"] == "gaussian" else "response")
     assert_matches(emm.table, ref["emmeans_by_day"])
     assert_matches(emm.pairs().table, ref["pairs_by_day"])
+
+
+# ---- zero inflation (tests/reference/make_zi_reference.R) ---------------------------------------------------------
+ZI_CASES = [c for c in CASES if "fixef_zi" in json.loads((REFERENCE / f"{c}.json").read_text())]
+
+
+def zi_at_boundary(ref):
+    """glmmTMB's zero-inflation intercept ran off towards -inf: for some observations the data support no
+    structural zeros (pi -> 0; the nbinom1 fit with ~ 1, the untreated cows of the nbinom2 fit with ~ tx). There
+    the coefficients and their SEs are not identified (glmmTMB stops near -20 with an SE in the thousands, where the
+    log-likelihood is flat to 1e-8), and what can be compared is pi itself and the log-likelihood."""
+    return min(ref["fixef_zi"].values()) < -10
+
+
+@pytest.mark.parametrize("case", ZI_CASES)
+def test_zero_inflation_model(case, fits):
+    ref, fit = fitted(case, fits)
+    assert list(fit.fixef_zi.index) == [name.removeprefix("zi~") for name in ref["se_zi"]] == list(ref["fixef_zi"])
+    np.testing.assert_allclose(fit.predict(type="conditional")[:5], ref["conditional_head"], rtol=1e-3)
+    pi, r_pi = fit.predict(type="zprob")[:5], np.array(ref["zprob_head"])
+    if zi_at_boundary(ref):
+        assert fit.loglik >= ref["logLik"] - 1e-6
+        assert np.all(np.abs(pi - r_pi) < 1e-6)
+        supported = r_pi > 1e-4                  # the treated cows' pi is identified: compare it
+        np.testing.assert_allclose(pi[supported], r_pi[supported], rtol=1e-3)
+        return
+    for name, value in ref["fixef_zi"].items():
+        se = ref["se_zi"][f"zi~{name}"]
+        assert fixef_close(fit.fixef_zi[name], value, se), (name, fit.fixef_zi[name], value)
+        assert fit.se_zi[name] == pytest.approx(se, rel=0.01), (name, fit.se_zi[name], se)
+    np.testing.assert_allclose(pi, r_pi, rtol=1e-3)
+
+
+def coefficient_rows(lines):
+    """The positions of the rows of every coefficient table in a printed summary."""
+    rows, inside = [], False
+    for i, line in enumerate(lines):
+        if "Estimate Std. Error" in line:
+            inside = True
+        elif inside and (not line.strip() or line.startswith("---")):
+            inside = False
+        elif inside:
+            rows.append(i)
+    return rows
+
+
+@pytest.mark.parametrize("case", ZI_CASES + ["fec_poisson"])
+def test_zero_inflated_summary_prints_as_glmmtmb(case, fits):
+    """The summary with glmmTMB's "Zero inflation:" line and "Zero-inflation model:" block, line by line (with
+    the deliberate differences of test_summary_of_independent_effects_prints_as_glmmtmb); coefficient rows within
+    the tolerances, and at a zero-inflation boundary (:func:`zi_at_boundary`) only their names."""
+    ref, fit = fitted(case, fits)
+    expected = [line.replace("\u2018", "'").replace("\u2019", "'").replace("deviance", "-2*log(L)" if ref["REML"] else "deviance")
+                for line in ref["summary_lines"] if not line.startswith("Data: ")]
+    ours = str(fit.summary()).splitlines()
+    assert len(ours) == len(expected)
+    aic = next(i for i, line in enumerate(ours) if line.lstrip().startswith("AIC"))
+    assert [line.split() for line in ours[aic:aic + 2]] == [line.split() for line in expected[aic:aic + 2]]
+    rows = coefficient_rows(expected)
+    assert coefficient_rows(ours) == rows
+    zi_block = expected.index("Zero-inflation model:") if "Zero-inflation model:" in expected else len(expected)
+    for i, (mine, theirs) in enumerate(zip(ours, expected)):
+        if aic <= i < aic + 2:
+            continue
+        if i not in rows:
+            assert mine == theirs, (i, mine, theirs)
+            continue
+        mine, theirs = mine.split(), theirs.split()
+        assert mine[0] == theirs[0]
+        if i > zi_block and zi_at_boundary(ref):
+            continue
+        assert mine[5:] == theirs[5:] and len(mine) == len(theirs)
+        (estimate, se, z), (r_estimate, r_se, r_z) = (np.array(row[1:4], float) for row in (mine, theirs))
+        assert abs(estimate - r_estimate) <= 1e-3 * r_se and se == pytest.approx(r_se, rel=0.01)
+        assert z == pytest.approx(r_z, abs=0.01 + 1e-9)
+        if mine[4].startswith("<"):
+            assert mine[4] == theirs[4]
+        else:
+            assert float(mine[4]) == pytest.approx(float(theirs[4]), abs=2e-3)
