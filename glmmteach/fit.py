@@ -466,6 +466,9 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
         objective(psi0)
         return Optimum(psi0, True, "nothing to optimise")
     optimum = _descend(objective, psi0, verbose, rounds, polish)
+    floor = _dispersion_floor(objective, optimum.psi, psi0)
+    if floor is not None:
+        optimum = _descend_above_floor(objective, optimum.psi, floor, verbose, rounds, polish)
     for _ in range(2):
         start = _off_boundary(objective, optimum.psi)
         if start is None:
@@ -477,6 +480,39 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
     if not optimum.converged:
         optimum = _restarts(objective, psi0, optimum, verbose, rounds, polish)
     return optimum
+
+
+#: The dispersion "vanishes" below this fraction of its start, the dispersion of the model without random effects
+DISPERSION_FLOOR = 1e-3
+
+
+def _dispersion_floor(objective: Objective, psi: np.ndarray, psi0: np.ndarray) -> float | None:
+    """log phi's lower limit when the residual variation has run to 0 (else None): with a random effect for
+    every observation (``cs(day + 0 | fish)``: one per fish and day) the likelihood can rise toward a limit as
+    phi -> 0, where an optimiser stops anywhere (glmmTMB: "false convergence") and the Hessian in log phi is
+    flat. For the gaussian (identity link, phi = sigma) and the Gamma (log link, phi its coefficient of
+    variation), phi is a residual SD on the scale of eta; once it is below :data:`DISPERSION_FLOOR` times its
+    start (the GLM's, all the variation), log phi is held at that limit, a bound like an SD's bound at 0."""
+    design, layout = objective.design, objective.layout
+    family = design.family
+    usable = ((family.name, family.link.name) in (("gaussian", "identity"), ("Gamma", "log"))
+              and layout.has("disp") and design.X_disp.shape[1] == 1 and np.all(design.X_disp == 1)
+              and np.isneginf(layout.lower()[layout.where("disp")]).all() and design.q > 0)
+    if not usable:
+        return None
+    floor = float(np.log(DISPERSION_FLOOR) + psi0[layout.where("disp")][0])
+    return floor if psi[layout.where("disp")][0] < floor else None
+
+
+def _descend_above_floor(objective: Objective, psi: np.ndarray, floor: float, verbose: bool, rounds: int,
+                         polish: bool) -> Optimum:
+    """:func:`_descend` again from psi with log phi bounded below by ``floor`` (and started there)."""
+    blocks = [params.Block(b.kind, b.names, np.full(b.size, floor), np.full(b.size, floor)) if b.kind == "disp"
+              else b for b in objective.layout.blocks]
+    objective.layout = params.Layout(blocks)
+    start = np.array(psi, float)
+    start[objective.layout.where("disp")] = floor
+    return _descend(objective, start, verbose, rounds, polish)
 
 
 def _restarts(objective: Objective, psi0: np.ndarray, optimum: Optimum, verbose: bool, rounds: int,

@@ -93,7 +93,7 @@ class GlmmFit:
 
     def singular_terms(self) -> list[str]:
         """Sentences about the random effects estimated at the boundary (an SD near 0, a correlation near
-        +1 or -1); empty for a regular fit. :func:`glmmteach.glmm` warns with each of them.
+        +1 or -1, a residual dispersion held at its lower limit); empty for a regular fit. :func:`glmmteach.glmm` warns with each of them.
 
         R: glmmTMB's and lme4's singular-fit warnings, ``lme4::isSingular(fit)``."""
         out = []
@@ -106,6 +106,15 @@ class GlmmFit:
             if np.any(np.abs(values) > 0.999):
                 out.append(f"singular fit: a correlation between the random effects of '{group}' is "
                            "estimated at +1 or -1; the model is too complex for the data.")
+        layout = self.objective.layout
+        floor = layout.lower()[layout.where("disp")] if layout.has("disp") else np.zeros(0)
+        if len(floor) and np.all(np.isfinite(floor)) and np.all(self.psi[layout.where("disp")] <= floor + 1e-6):
+            out.append("singular fit: the residual dispersion (sigma) runs to 0: the random effects take up all "
+                       "the variation (as when a term has an effect for every observation, such as "
+                       "cs(day + 0 | fish) with one row per fish and day). The likelihood rises toward a limit as "
+                       f"sigma -> 0; sigma is held at its lower limit {self.sigma:.3g} (1e-3 of sigma without random "
+                       "effects) and the standard errors hold it fixed. A simpler structure, such as "
+                       "ar1() or (1 | fish), leaves the residual its share.")
         return out
 
     # ---- estimates ----------------------------------------------------------------------------

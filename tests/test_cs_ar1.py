@@ -257,3 +257,12 @@ def test_profile_interval_of_an_ar1_sd(gaussian_ar1):
     np.testing.assert_allclose(profile.to_numpy(), wald.iloc[:, :2].to_numpy(), rtol=0.05)
     with pytest.raises(ValueError, match="no profile interval for 'Cor.time1.time0|unit'"):
         fit.confint(parm="Cor.time1.time0|unit", method="profile")
+
+
+def test_bootstrap_intervals_cover_the_sd_and_the_correlation(gaussian_ar1):
+    """The parametric bootstrap refits new simulations (new random effects) and reports the ar1 term's SD and
+    lag-1 correlation as the Wald intervals name them."""
+    boot = gaussian_ar1.confint(parm="theta_", method="boot", nsim=8, seed=1)
+    assert list(boot.index) == ["Std.Dev.time0|unit", "Cor.time1.time0|unit"]
+    sd, rho = gaussian_ar1.varcorr.sd[0], gaussian_ar1.ranef_corr["unit"].iloc[1, 0]
+    assert boot.iloc[0, 0] < sd < boot.iloc[0, 1] and boot.iloc[1, 0] < rho < boot.iloc[1, 1]
