@@ -31,6 +31,7 @@ from formulaic import model_matrix
 from . import blocked, covstruct, families
 from .formula import (FUNCTIONS, Formula, FormulaError, RandomTerm, _to_formulaic, bare_names, parse, parse_one_sided,
                       r_name, rename_bare)
+from .plainmatrix import DeferredSpec, plain_matrix
 
 #: Functions of FUNCTIONS that formulaic does not know by itself (it has log, log2, log10, exp, I, C, ...).
 _FORMULAIC_CONTEXT = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p}
@@ -601,10 +602,19 @@ def _restore(text: str, aliases: dict[str, str]) -> str:
 
 
 def _model_matrix(expr: str, data: pd.DataFrame, part: str, aliases: dict | None = None):
-    """formulaic's model matrix of ``expr``; its errors re-worded, non-finite values reported by column.
+    """The model matrix of ``expr``, its R column names and formulaic's specification for new data.
+    A plain formula (:mod:`glmmteach.plainmatrix`) is built directly and its specification made only when
+    needed; any other by formulaic, its errors re-worded and non-finite values reported by column.
     Columns named like functions are passed to formulaic under their ``aliases``."""
-    _check_numeric_arguments(expr, data, part)
     aliases = aliases or {}
+    plain = None if aliases else plain_matrix(expr, data)
+    if plain is not None:
+        return plain[0], plain[1], DeferredSpec(lambda: _formulaic_matrix(expr, data, part, aliases)[2])
+    return _formulaic_matrix(expr, data, part, aliases)
+
+
+def _formulaic_matrix(expr: str, data: pd.DataFrame, part: str, aliases: dict):
+    _check_numeric_arguments(expr, data, part)
     try:
         with np.errstate(all="ignore"):            # log(0) and the like are reported below, by column
             matrix = model_matrix(rename_bare(expr, aliases), data.rename(columns=aliases), na_action="ignore",
