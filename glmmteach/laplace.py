@@ -573,12 +573,17 @@ class LaplaceResult:
     @cached_property
     def logdet_mode_change(self) -> np.ndarray:
         """:math:`W H_v^{-1} W^\\top c`, shared by the derivatives in every per-observation parameter
-        (:func:`score_dispersion`)."""
-        return _mode_change(self.problem, self.factor, self.dlogdet_deta)
+        (:func:`score_dispersion`); 0 where c is (a quadratic log-likelihood), without the solve."""
+        c = self.dlogdet_deta
+        return _mode_change(self.problem, self.factor, c) if np.any(c) else np.zeros_like(c)
 
     @cached_property
     def dlogdet_deta(self) -> np.ndarray:
-        """:math:`c = D' \\odot h = \\partial\\log|H_v|/\\partial\\eta` at fixed W."""
+        """:math:`c = D' \\odot h = \\partial\\log|H_v|/\\partial\\eta` at fixed W; 0 when
+        :math:`\\log p(y \\mid \\eta)` is quadratic in eta (D does not depend on eta)."""
+        design = self.problem.design
+        if design.family.quadratic:
+            return np.zeros(design.nobs)
         return _dD_deta(self.problem, self.response.eta) * self.leverage
 
 
@@ -660,12 +665,14 @@ def score(result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
     if factor is None:                       # nothing integrated: a GLM
         return X_out.T @ g, np.zeros(0)
     M, X_in, c = problem.M, problem.X_in, result.dlogdet_deta
-    d_beta = X_out.T @ g - 0.5 * X_out.T @ (c - D * _mode_change(problem, factor, c))
+    moves = bool(np.any(c))              # c = 0 (a quadratic log-likelihood): the modes' moves drop out
+    d_beta = X_out.T @ g - (0.5 * X_out.T @ (c - D * _mode_change(problem, factor, c)) if moves else 0.0)
     d_theta = np.zeros(design.n_theta)
     for k, Mk in enumerate(_theta_derivatives(design, M, problem.theta)):
         Mk_b = Mk @ result.b
-        deta = Mk_b + _mode_change(problem, factor, -D * Mk_b, Mk.t_dot(g))
-        d_theta[k] = g @ Mk_b - factor.trace(X_in, M, D, Mk) - 0.5 * c @ deta
+        d_theta[k] = g @ Mk_b - factor.trace(X_in, M, D, Mk)
+        if moves:
+            d_theta[k] -= 0.5 * c @ (Mk_b + _mode_change(problem, factor, -D * Mk_b, Mk.t_dot(g)))
     return d_beta, d_theta
 
 
