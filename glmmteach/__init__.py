@@ -12,8 +12,8 @@ import importlib
 
 from . import adjust, comparison, confint, datasets, diagnostics, families, fit, inference, links
 from .diagnostics import (ScaledResiduals, bootstrap_statistics, scaled_residuals, simulate_residuals,
-                          test_categorical, test_dispersion, test_outliers, test_quantiles, test_uniformity,
-                          test_zero_inflation)
+                          test_categorical, test_dispersion, test_outliers, test_pearson_dispersion,
+                          test_quantiles, test_uniformity, test_zero_inflation)
 from .comparison import anova
 from .fit import ConvergenceWarning, glmm
 from .inference import contrast, emmeans, joint_tests
@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 __all__ = ["ConvergenceWarning", "ScaledResiduals", "adjust", "anova", "bootstrap_statistics", "comparison",
            "confint", "contrast", "datasets", "diagnostics", "emmeans", "families", "fit", "glmm", "inference",
            "joint_tests", "links", "plotting", "scaled_residuals", "simulate_residuals",
-           "test_categorical", "test_dispersion", "test_outliers", "test_quantiles", "test_uniformity",
-           "test_zero_inflation"]
+           "test_categorical", "test_dispersion", "test_outliers", "test_pearson_dispersion", "test_quantiles",
+           "test_uniformity", "test_zero_inflation"]
 
 
 def _drawing(name: str):

@@ -14,7 +14,9 @@ The core needs only the observed response and the simulation matrix (DHARMa's na
 :func:`scaled_residuals` and :meth:`ScaledResiduals.from_simulations`. :func:`simulate_residuals`
 takes both from a fitted model. The tests (:func:`test_uniformity`, :func:`test_dispersion`,
 :func:`test_outliers`, :func:`test_zero_inflation`, :func:`test_quantiles`,
-:func:`test_categorical`) each return a :class:`TestResult`.
+:func:`test_categorical`) each return a :class:`TestResult`. One test needs the fitted model rather
+than simulations: :func:`test_pearson_dispersion`, Pearson's chi-squared, the dispersion test to use
+for a GLMM (with ``n_boot``).
 
 The residuals compare the data with a model fitted to the same data, which makes some tests
 conservative (the KS test above all). :func:`bootstrap_statistics` calibrates them by a parametric
@@ -433,18 +435,26 @@ def bootstrap_statistics(res: ScaledResiduals, n_boot: int, n_jobs: int = 1) -> 
         seeds = np.random.SeedSequence([res.seed, 2]).generate_state(2 * n_boot).reshape(n_boot, 2)
         rows = map_seeds(functools.partial(_bootstrap_replicate, res), [tuple(map(int, s)) for s in seeds],
                          n_jobs)
-        failed = sum(row is None for row in rows)
-        if failed:
-            warnings.warn(f"{failed} of {n_boot} refits in the parametric bootstrap did not converge and "
-                          "were left out", RuntimeWarning, stacklevel=3)
+        _warn_failed_refits(sum(row is None for row in rows), n_boot, stacklevel=3)
         res.null_statistics[n_boot] = pd.DataFrame([row for row in rows if row is not None],
                                                    columns=list(BOOTSTRAP_TESTS))
     return res.null_statistics[n_boot]
 
 
-def _check_n_boot(res: ScaledResiduals, n_boot) -> int:
+def _whole_number_of_refits(n_boot) -> int:
     if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 1:
         raise ValueError(f"n_boot must be a whole number of refits >= 1 (199 is a common choice); got {n_boot!r}")
+    return int(n_boot)
+
+
+def _warn_failed_refits(failed: int, n_boot: int, stacklevel: int) -> None:
+    if failed:
+        warnings.warn(f"{failed} of {n_boot} refits in the parametric bootstrap did not converge and "
+                      "were left out", RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+def _check_n_boot(res: ScaledResiduals, n_boot) -> int:
+    _whole_number_of_refits(n_boot)
     if res.fit is None:
         raise ValueError("n_boot needs residuals made by gt.simulate_residuals(fit): the bootstrap refits "
                          "that model, and these residuals came from simulations without one")
@@ -537,6 +547,9 @@ def test_dispersion(res: ScaledResiduals, alternative: str = "two-sided", n_boot
     towards underdispersion when groups are small, since the fitted random effects follow the data
     (benchmarks/CALIBRATION.md). ``n_boot = B`` takes the p-value of the ratio from B refits to data
     simulated from the fitted model instead (:func:`bootstrap_statistics`), which corrects both.
+
+    To test a Poisson or binomial GLMM for overdispersion, :func:`test_pearson_dispersion` with
+    ``n_boot`` is the more powerful test at the same level (benchmarks/CALIBRATION.md).
     """
     def spread(y):
         return np.var(y - (res.expected[:, None] if y.ndim == 2 else res.expected), axis=0, ddof=1)
@@ -592,6 +605,119 @@ def test_zero_inflation(res: ScaledResiduals, alternative: str = "two-sided", n_
 #: the tests whose statistics :func:`bootstrap_statistics` computes, by name
 BOOTSTRAP_TESTS = {"uniformity": test_uniformity, "dispersion": test_dispersion, "outliers": test_outliers,
                    "zero_inflation": test_zero_inflation}
+
+
+# ---- Pearson's chi-squared dispersion test ----------------------------------------------------------
+def pearson_chisq(fit) -> float:
+    """Pearson's statistic of a fitted model, the sum of its squared Pearson residuals.
+
+    .. math:: X^2 = \\sum_i r_i^2, \\qquad r_i = \\frac{(y_i - \\hat\\mu_i)\\sqrt{w_i}}{\\sqrt{V(\\hat\\mu_i)}},
+
+    with :math:`\\hat\\mu_i` the fitted mean *with* the fitted random effects :math:`\\hat u`, V the
+    family's variance function and :math:`w_i` the binomial trials or the prior weight
+    (:meth:`GlmmFit.residuals` with ``type="pearson"``). For a Poisson or binomial model that is
+    right, each :math:`r_i^2` is about 1 on average, and :math:`X^2` is about the number of
+    observations less what the fit absorbed.
+
+    R: ``sum(residuals(fit, type = "pearson")^2)``.
+    """
+    return float(np.sum(np.asarray(fit.residuals("pearson"), float) ** 2))
+
+
+def bootstrap_pearson_chisq(fit, n_boot: int, seed: int | None = 123, n_jobs: int = 1) -> np.ndarray:
+    """Pearson's :math:`X^2` (:func:`pearson_chisq`) under the fitted model, estimation included.
+
+    For :math:`b = 1, \\dots, B` (``n_boot``): simulate :math:`y^*_b` from the fitted model with new
+    random effects, refit the model to it (:meth:`GlmmFit.refit`), and compute :math:`X^{2*}_b` of
+    the refit, with its own fitted random effects. The refits let :math:`\\hat u^*_b` follow
+    :math:`y^*_b` as :math:`\\hat u` followed :math:`y`, so the :math:`X^{2*}_b` show what :math:`X^2`
+    looks like when the model is right, the shrinkage of the fitted random effects included.
+
+    Refit b draws from its own seed, the b-th of ``numpy.random.SeedSequence([seed, 3])``, so the
+    values are the same for any ``n_jobs`` (processes, see :func:`glmmteach.parallel.map_seeds`).
+    A refit that fails or does not converge gives NaN (left out by the test, which says how many).
+
+    R: ``simulateResiduals(fit, n_boot, refit = TRUE)$refittedPearsonResiduals``, squared and summed
+    per column.
+    """
+    n_boot = _whole_number_of_refits(n_boot)
+    seeds = [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(n_boot)]
+    return np.array(map_seeds(functools.partial(_pearson_replicate, fit), seeds, n_jobs), float)
+
+
+def _pearson_replicate(fit, seed: int) -> float:
+    """One :math:`X^{2*}_b`: simulate, refit, Pearson's statistic; NaN if the refit fails."""
+    y_star = fit.simulate(1, seed=seed).to_numpy(float)[:, 0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)   # singular refits belong to the null distribution
+            refitted = fit.refit(y_star, standard_errors=False)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError, NotPositiveDefinite):
+        return np.nan
+    return pearson_chisq(refitted) if refitted.converged else np.nan
+
+
+def test_pearson_dispersion(model, alternative: str = "greater", n_boot: int = 0, seed: int | None = 123,
+                            n_jobs: int = 1) -> TestResult:
+    """Pearson's chi-squared dispersion test, with its p-value from a parametric bootstrap (``n_boot``).
+
+    The statistic is the dispersion ratio :math:`X^2 / \\mathrm{df}`, Pearson's statistic
+    (:func:`pearson_chisq`, residuals with the fitted random effects) over the residual degrees of
+    freedom :math:`\\mathrm{df} = N - \\dim\\psi` (``fit.df_resid``, fixed effects and variance
+    parameters, as glmmTMB counts them): about 1 when the variance is right, above 1 for
+    overdispersion.
+
+    Its reference distribution:
+
+    * ``n_boot = B`` (recommended, 199 say): the position of :math:`X^2` among the
+      :math:`X^{2*}_1, \\dots, X^{2*}_B` of B refits to data simulated from the fitted model
+      (:func:`bootstrap_pearson_chisq`), :math:`p = (1 + \\#\\{X^{2*}_b \\ge X^2\\}) / (B + 1)` for
+      ``"greater"``. It has its nominal level for mixed models too, since each refit's random effects
+      adapt to its data as the fitted ones did (benchmarks/CALIBRATION.md).
+    * ``n_boot = 0``: :math:`X^2 \\sim \\chi^2_{\\mathrm{df}}`, the glmmFAQ test. For a mixed model
+      it is biased towards underdispersion: the fitted random effects follow the data and absorb
+      more of its variation than the one degree of freedom per variance parameter that df
+      subtracts, so :math:`X^2` comes out small. With ``alternative="greater"`` (the default) that
+      makes it conservative, and ``"less"`` or ``"two-sided"`` unreliable; it is meant for families
+      whose dispersion is fixed (Poisson, binomial).
+
+    Parameters
+    ----------
+    model : GlmmFit or ScaledResiduals
+        The fitted model, or residuals made by :func:`simulate_residuals` (their model is used).
+    alternative : {"greater", "two-sided", "less"}
+        ``"greater"`` tests for overdispersion only.
+    n_boot : int
+        Refits of the parametric bootstrap; 0 for the chi-squared p-value.
+    seed : int or None
+        Seed of the bootstrap's simulations (the same seed gives the same p-value; the global
+        random state is left alone). None draws a fresh one, kept in ``details["seed"]``.
+    n_jobs : int
+        Processes for the refits (-1: every core); the result does not depend on it.
+
+    R: ``testDispersion(res, type = "PearsonChisq", alternative = "greater")`` for ``n_boot = 0``;
+    with ``n_boot``, DHARMa's ``testDispersion()`` on ``simulateResiduals(fit, refit = TRUE)``.
+    """
+    fit = model.fit if isinstance(model, ScaledResiduals) else model
+    if fit is None:
+        raise ValueError("test_pearson_dispersion needs a fitted model: these residuals came from "
+                         "simulations without one")
+    _simulation_pvalue(np.zeros(1), 0.0, alternative)   # checks the alternative
+    chisq, df = pearson_chisq(fit), int(fit.df_resid)
+    seed = np.random.SeedSequence(seed).entropy
+    details = {"chisq": chisq, "df": df, "seed": seed}
+    if not n_boot:
+        tail = {"greater": stats.chi2.sf(chisq, df), "less": stats.chi2.cdf(chisq, df)}
+        pvalue = tail.get(alternative, min(1.0, 2 * min(stats.chi2.sf(chisq, df), stats.chi2.cdf(chisq, df))))
+        how = f", against chi-squared with {df} df"
+    else:
+        null = bootstrap_pearson_chisq(fit, n_boot, seed, n_jobs)
+        _warn_failed_refits(int(np.sum(~np.isfinite(null))), len(null), stacklevel=2)
+        pvalue = _bootstrap_pvalue(null, chisq, alternative)
+        how = f"; p-value from a parametric bootstrap with {np.isfinite(null).sum()} refits"
+        details["null_chisq"] = null
+    return TestResult("Dispersion test", "Pearson's chi-squared, residuals given the fitted random effects" + how,
+                      chisq / df, "dispersion", float(pvalue), alternative, details)
 
 
 # ---- residuals against a predictor ------------------------------------------------------------------
@@ -729,6 +855,6 @@ def is_categorical(predictor, few: int = 10) -> bool:
     return distinct < few and len(values) > 3 * distinct
 
 
-for _function in (test_uniformity, test_dispersion, test_outliers, test_zero_inflation, test_quantiles,
-                  test_categorical):
+for _function in (test_uniformity, test_dispersion, test_outliers, test_zero_inflation, test_pearson_dispersion,
+                  test_quantiles, test_categorical):
     _function.__test__ = False   # library functions, not pytest tests

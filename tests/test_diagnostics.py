@@ -4,6 +4,8 @@ against independent computations, recalculation by group, and calibration on sim
 The calibration tests here are the fast versions (50 data sets per family of 50 observations, 19
 bootstrap refits); benchmarks/calibration.py runs larger ones and writes benchmarks/CALIBRATION.md.
 """
+import json
+import pathlib
 import re
 import subprocess
 import sys
@@ -15,12 +17,14 @@ import pytest
 from scipy import stats
 
 import glmmteach as gt
-from glmmteach.diagnostics import (BOOTSTRAP_TESTS, ScaledResiduals, benjamini_hochberg, bootstrap_statistics,
-                                   scaled_residuals, simulate_residuals, test_categorical, test_dispersion,
-                                   test_outliers, test_quantiles, test_uniformity, test_zero_inflation)
+from glmmteach.diagnostics import (BOOTSTRAP_TESTS, ScaledResiduals, benjamini_hochberg, bootstrap_pearson_chisq,
+                                   bootstrap_statistics, scaled_residuals, simulate_residuals, test_categorical,
+                                   test_dispersion, test_outliers, test_pearson_dispersion, test_quantiles,
+                                   test_uniformity, test_zero_inflation)
 from glmmteach.fit import ConvergenceWarning
 
 CROWDER = "cbind(germ, n - germ) ~ gen * extract + (1 | plate)"
+REFERENCE = pathlib.Path(__file__).parent / "reference"
 
 
 # ---- data and fits ----------------------------------------------------------------------------------
@@ -207,8 +211,8 @@ def test_results_print_like_htest(crowder):
 
 
 def test_test_functions_are_not_collected_by_pytest():
-    for function in (test_uniformity, test_dispersion, test_outliers, test_zero_inflation, test_quantiles,
-                     test_categorical):
+    for function in (test_uniformity, test_dispersion, test_outliers, test_zero_inflation, test_pearson_dispersion,
+                     test_quantiles, test_categorical):
         assert function.__test__ is False
 
 
@@ -362,6 +366,143 @@ def test_bootstrap_needs_the_fitted_model():
     res = ScaledResiduals.from_simulations(rng.poisson(3, 5), rng.poisson(3, (5, 40)))
     with pytest.raises(ValueError, match=r"n_boot needs residuals made by gt.simulate_residuals\(fit\)"):
         test_dispersion(res, n_boot=19)
+
+
+# ---- Pearson's chi-squared dispersion test ------------------------------------------------------------
+def overdispersed_poisson_data(seed: int, shape: float | None = 1.5, groups: int = 40):
+    """Poisson GLMM counts, 40 groups x 10, eta = 0.5 + 0.4 x + u_g (sd 0.5); with ``shape``, each mean is
+    multiplied by a Gamma(shape, mean 1) draw (negative binomial counts, variance mu + mu^2/shape)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), 10)
+    x = rng.normal(size=len(g))
+    mu = np.exp(0.5 + 0.4 * x + rng.normal(0, 0.5, groups)[g])
+    if shape is not None:
+        mu = mu * rng.gamma(shape, 1 / shape, len(g))
+    return pd.DataFrame({"x": x, "g": [f"g{k:02d}" for k in g], "y": rng.poisson(mu)})
+
+
+def test_pearson_statistic_matches_glmmtmb_on_crowder(crowder):
+    """X^2 = sum of squared Pearson residuals and df = df.residual of glmmTMB's REML fit of the seeds
+    (tests/reference/crowder_binomial_reml.json); the chi-squared p-value is that of X^2 on df."""
+    ref = json.loads((REFERENCE / "crowder_binomial_reml.json").read_text())
+    result = test_pearson_dispersion(crowder)
+    assert result.details["chisq"] == pytest.approx(ref["pearson_ss"], rel=1e-3)
+    assert result.details["df"] == ref["df_resid"]
+    assert result.statistic == pytest.approx(ref["pearson_ss"] / ref["df_resid"], rel=1e-3)
+    assert result.pvalue == pytest.approx(stats.chi2.sf(ref["pearson_ss"], ref["df_resid"]), abs=2e-3)
+    assert test_pearson_dispersion(crowder, "less").pvalue == pytest.approx(1 - result.pvalue)
+    assert test_pearson_dispersion(simulate_residuals(crowder, n=10)).pvalue == result.pvalue
+    assert str(result).splitlines()[1].startswith("dispersion = ")
+
+
+def test_pearson_statistic_of_a_glm_is_statsmodels_pearson_chi2():
+    """Without random effects the test is the classical one: statsmodels' Poisson GLM gives the same
+    Pearson chi-squared and residual degrees of freedom."""
+    import statsmodels.api as sm
+    data = overdispersed_poisson_data(3, shape=None, groups=10)
+    glm = sm.GLM(data["y"], sm.add_constant(data["x"]), family=sm.families.Poisson()).fit()
+    result = test_pearson_dispersion(gt.glmm("y ~ x", data, family="poisson"))
+    assert result.details["chisq"] == pytest.approx(glm.pearson_chi2, rel=1e-6)
+    assert result.details["df"] == glm.df_resid
+    assert result.pvalue == pytest.approx(stats.chi2.sf(glm.pearson_chi2, glm.df_resid), rel=1e-5)
+
+
+def test_pearson_bootstrap_is_simulate_refit_and_pearson(crowder):
+    """Refit b: y* from the fit with new random effects, from the b-th seed of SeedSequence([seed, 3]),
+    refitted, then X^2 of the refit with its own random effects; the p-value counts the observed X^2
+    among them."""
+    null = bootstrap_pearson_chisq(crowder, 3, seed=5)
+    by_hand = []
+    for seed in np.random.SeedSequence([5, 3]).generate_state(3):
+        refitted = crowder.refit(crowder.simulate(1, seed=int(seed))["sim_1"].to_numpy(), standard_errors=False)
+        by_hand.append(np.sum(refitted.residuals("pearson") ** 2))
+    np.testing.assert_array_equal(null, by_hand)
+    result = test_pearson_dispersion(crowder, n_boot=3, seed=5)
+    np.testing.assert_array_equal(result.details["null_chisq"], null)
+    chisq = result.details["chisq"]
+    assert result.pvalue == (1 + np.sum(null >= chisq)) / 4
+    assert "parametric bootstrap with 3 refits" in result.method
+
+
+def test_pearson_bootstrap_is_reproducible_and_leaves_the_global_state_alone(crowder):
+    np.random.seed(9)
+    before = np.random.get_state()[1].copy()
+    first = test_pearson_dispersion(crowder, "two-sided", n_boot=5, seed=21)
+    second = test_pearson_dispersion(crowder, "two-sided", n_boot=5, seed=21)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    np.testing.assert_array_equal(first.details["null_chisq"], second.details["null_chisq"])
+    assert first.pvalue == second.pvalue and first.details["seed"] == 21
+    other = test_pearson_dispersion(crowder, n_boot=5, seed=22)
+    assert not np.array_equal(other.details["null_chisq"], first.details["null_chisq"])
+    drawn = test_pearson_dispersion(crowder, n_boot=2, seed=None)
+    np.testing.assert_array_equal(bootstrap_pearson_chisq(crowder, 2, seed=drawn.details["seed"]),
+                                  drawn.details["null_chisq"])
+
+
+def test_pearson_bootstrap_gives_the_same_values_on_any_number_of_processes(crowder):
+    """Each refit has its own seed, so the refits' X^2 and the p-value do not depend on n_jobs."""
+    one = test_pearson_dispersion(crowder, "two-sided", n_boot=5, seed=3)
+    two = test_pearson_dispersion(crowder, "two-sided", n_boot=5, seed=3, n_jobs=2)
+    np.testing.assert_array_equal(two.details["null_chisq"], one.details["null_chisq"])
+    assert two.pvalue == one.pvalue
+
+
+def test_pearson_bootstrap_leaves_out_failed_refits_and_says_how_many(crowder, monkeypatch):
+    calls = {"n": 0}
+    refit = type(crowder).refit
+
+    def failing_every_other(fit, y, standard_errors=True):
+        calls["n"] += 1
+        if calls["n"] % 2 == 0:
+            raise np.linalg.LinAlgError("singular")
+        return refit(fit, y, standard_errors)
+
+    monkeypatch.setattr(type(crowder), "refit", failing_every_other)
+    with pytest.warns(RuntimeWarning, match="2 of 4 refits in the parametric bootstrap did not converge"):
+        result = test_pearson_dispersion(crowder, n_boot=4)
+    assert "with 2 refits" in result.method and np.isnan(result.details["null_chisq"]).sum() == 2
+
+
+def test_pearson_test_errors_are_clear(crowder):
+    with pytest.raises(ValueError, match="alternative must be 'two-sided', 'greater' or 'less'"):
+        test_pearson_dispersion(crowder, alternative="over")
+    with pytest.raises(ValueError, match="n_boot must be a whole number"):
+        test_pearson_dispersion(crowder, n_boot=2.5)
+    with pytest.raises(ValueError, match="n_jobs must be a whole number"):
+        test_pearson_dispersion(crowder, n_boot=2, n_jobs=0)
+    rng = np.random.default_rng(1)
+    res = ScaledResiduals.from_simulations(rng.poisson(3, 5), rng.poisson(3, (5, 40)))
+    with pytest.raises(ValueError, match="needs a fitted model"):
+        test_pearson_dispersion(res)
+
+
+@pytest.fixture(scope="module")
+def pearson_40_groups():
+    """The Pearson test with 19 refits on Poisson GLMM fits to 4 correct and 4 overdispersed data sets
+    (40 groups x 10; Gamma multiplier of shape 1.5)."""
+    results = {}
+    for name, shape in (("correct", None), ("overdispersed", 1.5)):
+        fits = [fit_quietly("y ~ x + (1 | g)", overdispersed_poisson_data(700 + k, shape), "poisson")
+                for k in range(4)]
+        results[name] = [test_pearson_dispersion(fit, n_boot=N_BOOT, seed=k) for k, fit in enumerate(fits)]
+    return results
+
+
+def test_pearson_bootstrap_finds_gamma_overdispersion_that_the_fit_hides(pearson_40_groups):
+    """Overdispersed counts (variance mu + mu^2/1.5) fitted as Poisson: every data set's X^2 lies above
+    all 19 of its refits (p = 1/20, the smallest possible), with a dispersion ratio far above 1."""
+    for result in pearson_40_groups["overdispersed"]:
+        assert result.pvalue == 1 / (N_BOOT + 1) and result.statistic > 1.3
+
+
+def test_pearson_bootstrap_does_not_reject_correct_models_and_shows_the_chisq_bias(pearson_40_groups):
+    """Correct Poisson GLMMs: no rejection at 5% among the 4 (each would reject with probability 1/20).
+    Their X^2 and the refits' X^2 lie *below* df on average: the fitted random effects absorb more
+    than df subtracts, the bias that makes the chi-squared p-value conservative."""
+    results = pearson_40_groups["correct"]
+    assert all(result.pvalue > 0.05 for result in results)
+    assert np.mean([r.statistic for r in results]) < 1
+    assert np.mean([np.mean(r.details["null_chisq"]) / r.details["df"] for r in results]) < 1
 
 
 # ---- calibration (fast versions) ----------------------------------------------------------------------
