@@ -179,9 +179,12 @@ def markdown(table: pd.DataFrame, n_datasets: int, n_sim: int, n_boot: int, seco
     ])
 
 
-def write(section: str, path: pathlib.Path) -> None:
-    text = path.read_text() if path.exists() else f"# Calibration\n\n{MARKERS[0]}\n{MARKERS[1]}\n"
-    begin, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+def write(section: str, path: pathlib.Path, markers: tuple[str, str] = MARKERS) -> None:
+    """Put ``section`` between the two markers of the file (added at its end if missing)."""
+    text = path.read_text() if path.exists() else "# Calibration\n"
+    if markers[0] not in text:
+        text = text.rstrip("\n") + f"\n\n{markers[0]}\n{markers[1]}\n"
+    begin, end = text.index(markers[0]) + len(markers[0]), text.index(markers[1])
     path.write_text(text[:begin] + "\n" + section + "\n" + text[end:])
 
 
