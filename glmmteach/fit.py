@@ -705,7 +705,9 @@ def _free(psi: np.ndarray, bounds) -> np.ndarray:
 
 def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> tuple[np.ndarray, tuple | None]:
     """Newton steps :math:`\\psi \\leftarrow \\psi - H^{-1}g` on the free parameters, each kept only if it
-    lowers the objective. Stops once a step is below 1e-4 (what remains is then of order 1e-8).
+    lowers the objective. Stops once a step is below 1e-4 (what remains is then of order 1e-8), or once the step
+    taken was predicted to gain less than 1e-10 in log L (:math:`g^\\top H^{-1} g/2`): along a direction where
+    log L is flat, as for a zero-inflation probability running to 0, steps stay large and gain nothing.
     Returns the new psi and the last Hessian, ``(psi, free, H)``, for the covariance of the estimates."""
     best, last = objective(psi), None
     for _ in range(steps):
@@ -725,7 +727,7 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> tup
         if not value < best:
             break
         psi, best = candidate, value
-        if np.max(np.abs(step)) < 1e-4:
+        if np.max(np.abs(step)) < 1e-4 or gradient @ step < 2e-10:
             break
     return psi, last
 

@@ -76,17 +76,23 @@ class Response:
         return self.design.family.link.inverse(self.eta)
 
     @cached_property
+    def _mixture(self) -> tuple[np.ndarray, np.ndarray]:
+        """With zero inflation, :math:`\\ell_i` and :math:`\\omega_i` (:func:`glmmteach.zeroinfl.mixture`), computed once."""
+        d = self.design
+        return zeroinfl.mixture(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+
+    @cached_property
     def loglik(self) -> np.ndarray:
         d = self.design
         if self.zeta is not None:
-            return d.weights * zeroinfl.loglik(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+            return d.weights * self._mixture[0]
         return d.weights * d.family.loglik_eta(d.y, self.eta, self.phi, d.n)
 
     @cached_property
     def _derivatives(self) -> tuple[np.ndarray, np.ndarray]:
         d = self.design
         if self.zeta is not None:
-            return zeroinfl.eta_derivatives(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+            return zeroinfl.eta_derivatives(d.family, d.y, self.eta, self.phi, d.n, self.zeta, self._mixture[1])
         return d.family.eta_derivatives(d.y, self.eta, self.phi, d.n)
 
     @cached_property
@@ -104,7 +110,8 @@ class Response:
         inflation, mixed as :func:`glmmteach.zeroinfl.dispersion_partials` says)."""
         d, w = self.design, self.design.weights
         if self.zeta is not None:
-            l_s, g_s, d2_s = zeroinfl.dispersion_partials(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+            l_s, g_s, d2_s = zeroinfl.dispersion_partials(d.family, d.y, self.eta, self.phi, d.n, self.zeta,
+                                                          self._mixture[1])
         else:
             l_s, g_s, d2_s = d.family.dispersion_derivatives(d.y, self.eta, self.phi, d.n)
         return w * l_s, w * g_s, -w * d2_s
@@ -113,7 +120,7 @@ class Response:
         """The partial derivatives in :math:`\\zeta_i` of ``loglik``, ``gradient`` and ``D``
         (:func:`glmmteach.zeroinfl.zeta_partials`, times the prior weights)."""
         d = self.design
-        partials = zeroinfl.zeta_partials(d.family, d.y, self.eta, self.phi, d.n, self.zeta)
+        partials = zeroinfl.zeta_partials(d.family, d.y, self.eta, self.phi, d.n, self.zeta, self._mixture[1])
         return tuple(d.weights * part for part in partials)
 
 

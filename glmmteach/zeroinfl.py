@@ -92,39 +92,48 @@ def loglik(family: Family, y, eta, phi, n, zeta):
     return _parts(family, np.asarray(y, float), eta, phi, n, zeta)[2]
 
 
+def mixture(family: Family, y, eta, phi, n, zeta):
+    """:math:`\\ell_i` and :math:`\\omega_i` together, from one evaluation of the family's density (what
+    :class:`glmmteach.laplace.Response` keeps and passes to the derivatives below as ``w``; they compute it
+    when it is not given).
+
+    R: no counterpart (glmmTMB differentiates its likelihood automatically)."""
+    y = np.asarray(y, float)
+    log_1mp, log_f, ell = _parts(family, y, eta, phi, n, zeta)
+    return ell, np.where(y == 0, np.exp(np.minimum(log_1mp + log_f - ell, 0.0)), 1.0)
+
+
 def omega(family: Family, y, eta, phi, n, zeta):
     """:math:`\\omega_i`: the probability that observation i came from the family's distribution, given y
     (:math:`(1 - \\pi) f(0 \\mid \\eta)/(\\pi + (1 - \\pi) f(0 \\mid \\eta))` at a zero, 1 otherwise).
 
     R: no counterpart (glmmTMB differentiates its likelihood automatically)."""
-    y = np.asarray(y, float)
-    log_1mp, log_f, ell = _parts(family, y, eta, phi, n, zeta)
-    return np.where(y == 0, np.exp(np.minimum(log_1mp + log_f - ell, 0.0)), 1.0)
+    return mixture(family, y, eta, phi, n, zeta)[1]
 
 
-def eta_derivatives(family: Family, y, eta, phi, n, zeta):
+def eta_derivatives(family: Family, y, eta, phi, n, zeta, w=None):
     """:math:`\\partial\\ell/\\partial\\eta = \\omega d_1` and
     :math:`\\partial^2\\ell/\\partial\\eta^2 = \\omega d_2 + \\omega(1 - \\omega) d_1^2` (see the module's text).
 
     R: no counterpart (glmmTMB differentiates its likelihood automatically)."""
     d1, d2 = family.eta_derivatives(y, eta, phi, n)
-    w = omega(family, y, eta, phi, n, zeta)
+    w = omega(family, y, eta, phi, n, zeta) if w is None else w
     return w * d1, w * d2 + w * (1 - w) * d1 ** 2
 
 
-def zeta_partials(family: Family, y, eta, phi, n, zeta):
+def zeta_partials(family: Family, y, eta, phi, n, zeta, w=None):
     """The partial derivatives in :math:`\\zeta_i` of :math:`\\ell_i`, of :math:`g_i = \\partial\\ell_i/\\partial\\eta_i`
     and of :math:`D_i = -\\partial^2\\ell_i/\\partial\\eta_i^2` (no prior weights):
     :math:`(1 - \\omega) - \\pi`, :math:`-\\omega(1 - \\omega) d_1` and :math:`\\omega(1 - \\omega)[d_2 + (1 - 2\\omega) d_1^2]`.
 
     R: no counterpart (glmmTMB differentiates its likelihood automatically)."""
     d1, d2 = family.eta_derivatives(y, eta, phi, n)
-    w = omega(family, y, eta, phi, n, zeta)
+    w = omega(family, y, eta, phi, n, zeta) if w is None else w
     mix = w * (1 - w)
     return (1 - w) - expit(zeta), -mix * d1, mix * (d2 + (1 - 2 * w) * d1 ** 2)
 
 
-def dispersion_partials(family: Family, y, eta, phi, n, zeta):
+def dispersion_partials(family: Family, y, eta, phi, n, zeta, w=None):
     """The partial derivatives in :math:`s_i = \\log\\phi_i` of :math:`\\ell_i`, :math:`\\partial\\ell_i/\\partial\\eta_i` and
     :math:`\\partial^2\\ell_i/\\partial\\eta_i^2` for the mixture (no prior weights; see the module's text), from the
     family's own (:meth:`glmmteach.families.Family.dispersion_derivatives`).
@@ -132,7 +141,7 @@ def dispersion_partials(family: Family, y, eta, phi, n, zeta):
     R: no counterpart (glmmTMB differentiates its likelihood automatically)."""
     a, b, c = family.dispersion_derivatives(y, eta, phi, n)
     d1, d2 = family.eta_derivatives(y, eta, phi, n)
-    w = omega(family, y, eta, phi, n, zeta)
+    w = omega(family, y, eta, phi, n, zeta) if w is None else w
     mix = w * (1 - w)
     return w * a, w * b + mix * a * d1, w * c + mix * (a * d2 + (1 - 2 * w) * a * d1 ** 2 + 2 * d1 * b)
 
