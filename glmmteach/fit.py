@@ -399,10 +399,10 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
     design = objective.design
     phi = float(start.get("sigma", _phi_start(design)))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        beta = np.asarray(start["beta"], float) if "beta" in start else _beta_start(design, phi)
+        steps = []                     # (beta, phi, log-likelihood) of each IRLS iteration, from the start
+        beta = np.asarray(start["beta"], float) if "beta" in start else _beta_start(design, phi, steps)
         if len(beta) != design.X.shape[1]:
             raise ValueError(f"start needs {design.X.shape[1]} beta values")
-        steps = []
         beta, phi, information = glm.fit(design, beta, phi, steps)
     layout = objective.layout          # beta, then log(phi) for a family with a dispersion parameter
 
@@ -419,11 +419,13 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
     return Optimum(psi, converged, "IRLS", (psi.copy(), np.ones(len(psi), bool), information))
 
 
-def _beta_start(design: Design, phi: float) -> np.ndarray:
+def _beta_start(design: Design, phi: float, log: list | None = None) -> np.ndarray:
     """Least squares of g(mu_start) on X, weighted by the prior weights, where it gives every mean inside the
     family's range; else, or if IRLS from it ends below the log-likelihood of the second candidate, the fit
     of the constant g(mean of mu_start), that candidate. (With the inverse link, a y near 0 makes g(y) = 1/y
-    huge, and IRLS from its least squares can run off to means near 0.)"""
+    huge, and IRLS from its least squares can run off to means near 0.) Given a ``log`` (the GLM's own
+    fit), the start is where IRLS took the winning least-squares candidate, with its iterations appended
+    to the log, so that the fit does not repeat them."""
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
     root_w = np.sqrt(design.weights)
@@ -436,9 +438,13 @@ def _beta_start(design: Design, phi: float) -> np.ndarray:
                 candidates.append(beta0)
     if len(candidates) == 2:
         with np.errstate(all="ignore"):
-            reached = glm.loglik(design, glm.irls(design, candidates[0], phi, log=[]), phi)
-            if not reached >= glm.loglik(design, candidates[1], phi):
+            steps = []
+            reached = glm.irls(design, candidates[0], phi, steps)
+            if not glm.loglik(design, reached, phi) >= glm.loglik(design, candidates[1], phi):
                 return candidates[1]
+            if log is not None:
+                log.extend(steps)
+                return reached
     if candidates:
         return candidates[0]
     raise ValueError(f"no starting values give valid means for the {family.name} family with the "

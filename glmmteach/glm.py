@@ -64,26 +64,40 @@ def best_phi(design: Design, beta: np.ndarray, phi: float) -> float:
 
 
 def information(design: Design, beta: np.ndarray, phi) -> np.ndarray:
-    """The observed information of :math:`(\\beta, s)`: minus the Hessian of :math:`\\ell`; the column for s
-    is the derivative of :func:`score` in s, by central differences (:mod:`glmmteach.numdiff`). ``phi``: one
+    """The observed information of :math:`(\\beta, s)`, minus the Hessian of :math:`\\ell`:
+
+    .. math:: \\begin{pmatrix} X^\\top D X & -X^\\top \\partial g/\\partial s \\\\
+              \\cdot & -\\partial^2\\ell/\\partial s^2 \\end{pmatrix},
+
+    with :math:`\\partial g_i/\\partial s` from the family's formulas
+    (:attr:`~glmmteach.laplace.Response.dispersion_partials`) and :math:`\\partial^2\\ell/\\partial s^2` the
+    central difference of the exact :math:`\\partial\\ell/\\partial s` (:mod:`glmmteach.numdiff`). ``phi``: one
     number, or one value per observation that is the same for all (as ``fit.phi``)."""
     phi = _constant(phi)
     response = _response(design, beta, phi)
     H = design.X.T @ (response.D[:, None] * design.X)
     if not design.family.has_phi:
         return H
-    column = -numdiff.partials(lambda s: score(design, beta, float(np.exp(s[0]))), np.array([np.log(phi)]))[0]
-    return np.block([[H, column[:-1, None]], [column[None, :]]])
+    cross = -design.X.T @ response.dispersion_partials[1]
+    d2_s = numdiff.partials(lambda s: np.array([_d_s(design, beta, float(np.exp(s[0])))]),
+                            np.array([np.log(phi)]))[0][0]
+    return np.block([[H, cross[:, None]], [cross[None, :], np.array([[-d2_s]])]])
 
 
 def score(design: Design, beta: np.ndarray, phi) -> np.ndarray:
-    """:math:`\\partial\\ell/\\partial(\\beta, s)`: :math:`X^\\top g`, and for s a central difference."""
+    """:math:`\\partial\\ell/\\partial(\\beta, s)`: :math:`X^\\top g`, and
+    :math:`\\sum_i \\partial\\ell_i/\\partial s` from the family's formulas."""
     phi = _constant(phi)
-    g_beta = design.X.T @ _response(design, beta, phi).gradient
+    response = _response(design, beta, phi)
+    g_beta = design.X.T @ response.gradient
     if not design.family.has_phi:
         return g_beta
-    d_s = numdiff.partials(lambda s: loglik(design, beta, float(np.exp(s[0]))), np.array([np.log(phi)]))[0]
-    return np.append(g_beta, d_s)
+    return np.append(g_beta, np.sum(response.dispersion_partials[0]))
+
+
+def _d_s(design: Design, beta: np.ndarray, phi: float) -> float:
+    """:math:`\\partial\\ell/\\partial s` at (beta, phi)."""
+    return float(np.sum(_response(design, beta, phi).dispersion_partials[0]))
 
 
 def fit(design: Design, beta: np.ndarray, phi: float, log: list, rounds: int = 20):
