@@ -12,11 +12,15 @@ freedom, each with its unadjusted two-sided p-value :math:`p_i = 2\\,P(T_\\nu > 
   weighted average of the Tukey and Sidak answers;
 * ``mvt``: :math:`P(\\max_j |T_j| > |t_i|)` with :math:`T` multivariate t with the correlation of the
   estimates: exact for any family of contrasts (Dunnett's test when they are comparisons with a control).
+
+Confidence intervals of the same family, :math:`\\hat\\theta_i \\pm c\\,\\mathrm{SE}_i`, use the critical value
+:math:`c` at which the adjusted p-value equals :math:`\\alpha = 1 - \\text{level}` (:func:`critical_value`): all
+:math:`m` intervals then cover their targets together with probability ``level``.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from scipy.stats import qmc
 
 METHODS = ("tukey", "dunnettx", "mvt", "sidak", "bonferroni", "holm", "none")
@@ -118,3 +122,33 @@ def adjust(t, df, method: str, n_means: float | None = None, corr: np.ndarray | 
     if method == "mvt":
         return mvt(t, corr, df)
     raise ValueError(f"adjust must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+
+
+def critical_value(df, method: str, level: float = 0.95, n_tests: int = 1, n_means: float | None = None,
+                   corr: np.ndarray | None = None) -> float:
+    """The multiplier :math:`c` of simultaneous intervals :math:`\\hat\\theta_i \\pm c\\,\\mathrm{SE}_i`: the
+    :math:`|t|` at which the adjusted p-value of ``method`` is :math:`\\alpha = 1 -` ``level``.
+
+    ``none``: :math:`t_{1-\\alpha/2,\\nu}`; ``bonferroni``: :math:`t_{1-\\alpha/(2m),\\nu}`; ``sidak``:
+    :math:`t_{(1+\\text{level}^{1/m})/2,\\nu}`; ``tukey``: :math:`q_{\\text{level};k,\\nu}/\\sqrt2` (the
+    studentized range quantile); ``dunnettx`` and ``mvt``: the root of :func:`dunnettx` or :func:`mvt`
+    minus :math:`\\alpha`. ``holm`` has no interval of its own: as emmeans does, it gives Bonferroni's.
+
+    R: ``confint(contrast(...), adjust = method)`` (emmeans: ``qt``, ``qtukey``, its ``.qdunnx``, ``qmvt``).
+    """
+    alpha = 1 - level
+    if method == "holm":
+        method = "bonferroni"
+    if method not in METHODS:
+        raise ValueError(f"adjust must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    if method == "none" or n_tests == 1:
+        return float(stats.t.ppf(1 - alpha / 2, df))
+    if method == "bonferroni":
+        return float(stats.t.ppf(1 - alpha / (2 * n_tests), df))
+    if method == "sidak":
+        return float(stats.t.ppf((1 + level ** (1 / n_tests)) / 2, df))
+    if method == "tukey":
+        return float(stats.studentized_range.ppf(level, n_means, df) / np.sqrt(2))
+    pvalue = (lambda c: dunnettx(c, n_tests, df)) if method == "dunnettx" else (lambda c: mvt([c], corr, df)[0])
+    upper = float(stats.t.ppf(1 - alpha / (2 * n_tests), df))      # Bonferroni's c is never smaller
+    return float(optimize.brentq(lambda c: float(pvalue(c)) - alpha, 0.0, upper + 1.0, xtol=1e-10))

@@ -406,7 +406,34 @@ class Contrasts(_LinearFunctions):
     def family_sizes(self) -> tuple[int, int]:
         return self.n_means, len(self.by_groups()[0])
 
-    def notes(self) -> list[str]:
+    def confint(self, level: float | None = None, adjust: str | None = None) -> "ContrastIntervals":
+        """Confidence intervals of the contrasts, :math:`c^\\top L\\hat\\beta \\pm c_\\alpha\\,\\mathrm{SE}`, with
+        :math:`c_\\alpha` from :func:`glmmteach.adjust.critical_value`: with an adjustment the intervals of
+        one ``by`` group cover all their contrasts together with probability ``level``. Ratios (odds
+        ratios) get the back-transformed limits :math:`\\exp(\\cdot)`.
+
+        Parameters
+        ----------
+        level : float, optional
+            Confidence level; by default that of the means (0.95).
+        adjust : str, optional
+            The simultaneous adjustment (``"tukey"``, ``"dunnettx"``, ``"mvt"``, ``"sidak"``,
+            ``"bonferroni"``, ``"none"``; ``"holm"`` gives Bonferroni's intervals, as in emmeans).
+            By default the contrasts' own p-value adjustment.
+
+        R: ``confint(pairs(emm), level = 0.95, adjust = "tukey")`` (emmeans)."""
+        level = self.level if level is None else level
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1; got {level!r}")
+        adjust = self.adjust if adjust is None else adjust
+        if adjust not in adjustments.METHODS:
+            raise ValueError(f"adjust must be one of {', '.join(map(repr, adjustments.METHODS))}; "
+                             f"got {adjust!r}")
+        return ContrastIntervals(self, level, "bonferroni" if adjust == "holm" else adjust)
+
+    def link_notes(self) -> list[str]:
+        """The notes on what the means average over and on the scale of the contrasts, as emmeans
+        prints them (first, before those on the adjustment)."""
         notes, link = [], self.emm.link.name
         if self.emm.averaged:            # emmeans keeps the grid's note first
             notes.append("Results are averaged over the levels of: " + ", ".join(self.emm.averaged))
@@ -415,6 +442,10 @@ class Contrasts(_LinearFunctions):
         elif link != "identity" and not self.emm.back_transformed:
             scale = "log odds ratio" if link == "logit" else link
             notes.append(f"Results are given on the {scale} (not the response) scale.")
+        return notes
+
+    def notes(self) -> list[str]:
+        notes = self.link_notes()
         n_means, n_tests = self.family_sizes()
         if self.adjust == "tukey" and n_means >= 3:
             notes.append(f"P value adjustment: tukey method for comparing a family of {n_means} estimates")
@@ -424,6 +455,55 @@ class Contrasts(_LinearFunctions):
             notes.append("Tests are performed on the " + ("log odds ratio" if self.ratio_name == "odds.ratio"
                                                            else "log") + " scale")
         return notes
+
+
+class ContrastIntervals:
+    """Confidence intervals of contrasts (emmeans' ``confint`` of a contrast result): ``print`` them or
+    read ``.table`` (contrast, the ``by`` factors, the estimate or ratio, SE, df, lower.CL, upper.CL)."""
+
+    def __init__(self, contrasts: Contrasts, level: float, adjust: str):
+        self.contrasts, self.level, self.adjust = contrasts, level, adjust
+
+    def critical_values(self) -> np.ndarray:
+        """The multiplier of the SE for each contrast: one per ``by`` group (:func:`adjust.critical_value`)."""
+        c = self.contrasts
+        out = np.empty(len(c.labels))
+        for rows in c.by_groups():
+            cov = c.covariance[np.ix_(rows, rows)]
+            corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+            out[rows] = adjustments.critical_value(c.df, self.adjust, self.level, len(rows), c.n_means, corr)
+        return out
+
+    @property
+    def table(self) -> pd.DataFrame:
+        c = self.contrasts
+        estimate, se, q = c.estimate, c.se, self.critical_values()
+        table = c.table[[*c.labels.columns, c.estimate_name, "SE", "df"]].copy()
+        lower, upper = estimate - q * se, estimate + q * se
+        if c.ratio_name:
+            lower, upper = np.exp(lower), np.exp(upper)
+        table["lower.CL"], table["upper.CL"] = lower, upper
+        return table
+
+    def notes(self) -> list[str]:
+        c = self.contrasts
+        notes = c.link_notes() + [f"Confidence level used: {self.level:g}"]
+        n_means, n_tests = c.family_sizes()
+        if self.adjust == "tukey" and n_means >= 3:
+            notes.append(f"Conf-level adjustment: tukey method for comparing a family of {n_means} estimates")
+        elif self.adjust not in ("none", "tukey") and n_tests > 1:
+            notes.append(f"Conf-level adjustment: {self.adjust} method for {n_tests} estimates")
+        if c.ratio_name:
+            scale = "log odds ratio" if c.ratio_name == "odds.ratio" else "log"
+            notes.append(f"Intervals are back-transformed from the {scale} scale")
+        return notes
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        return "\n".join(emmeans_lines(self.table, self.contrasts.estimate_name, self.contrasts.by,
+                                        self.notes()))
 
 
 def contrast(emm: EmmGrid, method="pairwise", ref=0, adjust: str | None = None) -> Contrasts:

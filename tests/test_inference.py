@@ -289,3 +289,51 @@ def test_custom_contrast_on_a_zero_inflated_fit(case, egg_fits):
     assert_matches(gt.emmeans(fit, "tx").table, ref["emmeans_link"])
     assert str(emm).split("\n") == ref["emmeans"]["lines"]
     assert str(ratio).split("\n") == ref["contrasts"]["lines"]
+
+
+# ---- confidence intervals of contrasts: emmeans' confint(), each conf-level adjustment ------------
+# References: tests/reference/contrast_intervals.json (tests/reference/make_contrast_intervals_reference.R).
+INTERVALS = json.loads((Path(__file__).parent / "reference" / "contrast_intervals.json").read_text())
+
+
+@pytest.mark.parametrize("key, make", [
+    ("harvest_pairs", lambda s: harvest(s).pairs().confint()),
+    ("harvest_pairs_level90", lambda s: harvest(s).pairs(adjust="none").confint(level=0.9)),
+    ("harvest_pairs_link", lambda s: harvest(s, "link").pairs().confint()),
+    ("harvest_trt_vs_ctrl", lambda s: gt.contrast(harvest(s), "trt.vs.ctrl").confint()),
+    ("harvest_trt_vs_ctrl_mvt", lambda s: gt.contrast(harvest(s), "trt.vs.ctrl").confint(adjust="mvt")),
+    ("harvest_custom", lambda s: gt.contrast(harvest(s), {"1 vs 2": [1, -1, 0, 0]}).confint()),
+    ("pairs_by_day", lambda s: gt.emmeans(s, "vaccine", by="day_f", type="response").pairs().confint()),
+])
+def test_salmon_contrast_intervals(salmon, key, make):
+    intervals = make(salmon)
+    assert_matches(intervals.table, INTERVALS["salmon"][key])
+    if "mvt" not in key:         # R's randomised qmvt moves the last printed digit
+        assert str(intervals).split("\n") == INTERVALS["salmon"][key]["lines"]
+
+
+@pytest.mark.parametrize("method", ["none", "bonferroni", "sidak", "holm"])
+def test_salmon_interval_adjustments(salmon, method):
+    intervals = harvest(salmon).pairs().confint(adjust=method)
+    ref = INTERVALS["salmon"]["harvest_pairs_adjust"][method]
+    assert_matches(intervals.table, ref)
+    assert str(intervals).split("\n") == ref["lines"]       # holm: emmeans' Bonferroni intervals
+
+
+def test_jaw_odds_ratio_intervals(jaw):
+    intervals = gt.emmeans(jaw, "vaccine", type="response").pairs().confint()
+    assert_matches(intervals.table, INTERVALS["jaw"]["pairs"])
+    assert str(intervals).split("\n") == INTERVALS["jaw"]["pairs"]["lines"]
+
+
+def test_intervals_cover_as_their_p_values_reject(salmon):
+    """An interval excludes 1 (a ratio) exactly when its adjusted p-value is below 1 - level."""
+    for adjust in ["tukey", "sidak", "bonferroni", "none"]:
+        pairs = harvest(salmon).pairs(adjust=adjust)
+        table = pairs.confint().table
+        excludes = (table["lower.CL"] > 1) | (table["upper.CL"] < 1)
+        np.testing.assert_array_equal(excludes, pairs.table["p.value"] < 0.05)
+    with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        harvest(salmon).pairs().confint(level=95)
+    with pytest.raises(ValueError, match="adjust must be one of"):
+        harvest(salmon).pairs().confint(adjust="scheffe")
