@@ -277,6 +277,22 @@ class Design:
                                         shape=(len(newdata), len(term.levels) * term.k)))
         return sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((len(newdata), 0))
 
+    def new_term_columns(self, term: ReTerm, newdata: pd.DataFrame) -> np.ndarray:
+        """The k columns of a random-effect term (``1``, ``t``, ...) evaluated on ``newdata``."""
+        return np.asarray(term.spec.get_model_matrix(newdata.rename(columns=self.aliases),
+                                                     context=_FORMULAIC_CONTEXT), float)
+
+    def new_trials(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The binomial trials of ``newdata``: successes + failures of a ``cbind()`` response, 1 for a 0/1
+        response."""
+        cbind = _cbind_arguments(self.formula.response)
+        if cbind is not None:
+            return sum(np.broadcast_to(np.asarray(_evaluate(e, newdata), float), (len(newdata),)) for e in cbind)
+        if not np.all(self.n == 1):
+            raise ValueError("this binomial fit has a proportion response with weights= the trials, which new "
+                             "data cannot give; write the response as cbind(successes, failures)")
+        return np.ones(len(newdata))
+
     def _fixed_columns(self) -> list[str]:
         return [v for v in Formula("", "1", self.formula.fixed, (), ()).variables() if v != "1"]
 
@@ -830,6 +846,19 @@ def _grouping(group: str, data: pd.DataFrame):
                          f"({', '.join(map(repr, levels))}); a random effect needs at least two groups "
                          "(use a fixed effect instead, or drop the term)")
     return codes.astype(int), levels
+
+
+def group_codes(group: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The integer code of each row's group and the groups' labels, in the order fitting uses (R's
+    factor levels), for a grouping factor of new data (one group is allowed here)."""
+    columns = group.split(":")
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise ValueError(f"newdata has no column {missing[0]!r}, the grouping factor of ({group})")
+    if len(columns) == 1:
+        levels = _levels(data[columns[0]])
+        return pd.Index(levels).get_indexer(_group_labels(group, data)).astype(int), levels
+    return _grouping(group, data)
 
 
 def _levels(column: pd.Series) -> list[str]:

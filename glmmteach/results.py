@@ -14,7 +14,7 @@ from scipy import stats
 from scipy.special import expit
 
 from . import zeroinfl
-from .design import Design
+from .design import Design, group_codes
 from .laplace import LaplaceResult
 from .rformat import character_matrix, coefficient_lines, r_format
 
@@ -380,30 +380,83 @@ class GlmmFit:
             return np.sign(self.observed - mu) * np.sqrt(np.maximum(d, 0))
         raise ValueError(f"type must be 'response', 'pearson' or 'deviance'; got {type!r}")
 
-    def simulate(self, nsim: int = 1, seed=None, conditional: bool = False) -> pd.DataFrame:
+    def simulate(self, nsim: int = 1, seed=None, conditional: bool = False, newdata: pd.DataFrame | None = None,
+                 newparams: dict | None = None) -> pd.DataFrame:
         """Draw ``nsim`` new responses. ``conditional=False`` draws new random effects
         :math:`u^* = \\Lambda_\\theta b^*, b^* \\sim N(0, I)` (glmmTMB's default);
         ``conditional=True`` keeps the fitted :math:`\\hat u`. Binomial gives success counts. A zero-inflated
         model draws the structural zeros too: each draw is set to 0 with probability :math:`\\pi_i`.
         ``seed`` seeds ``numpy.random.default_rng``; the global random state is left alone.
 
+        ``newdata`` (a DataFrame with the model's predictor and grouping columns; the response is needed
+        only for a binomial's trials) simulates another design from this model, e.g. a trial with more
+        groups: its groups get new random effects, drawn as above, with :math:`X` and :math:`Z` from
+        ``newdata``. ``newparams={"beta": b}`` simulates with other fixed effects (in the order of
+        ``fixef``), e.g. a chosen effect size for a power study.
+
         Returns a DataFrame with one column per simulation, ``sim_1``, ``sim_2``, ...
 
-        R: ``simulate(fit, nsim, seed)`` (glmmTMB; lme4's ``use.u = TRUE`` for ``conditional=True``)."""
+        R: ``simulate(fit, nsim, seed)`` (glmmTMB; lme4's ``use.u = TRUE`` for ``conditional=True``, and
+        lme4's ``newdata`` and ``newparams = list(beta = b)``)."""
         rng = np.random.default_rng(seed)
-        design = self.design
-        eta = (design.X @ self.beta + design.offset)[:, None] * np.ones((1, nsim))
-        if design.q:
-            if conditional:
-                eta += (design.Z @ self.u)[:, None]
-            else:
-                b = rng.standard_normal((design.q, nsim))
-                eta += design.Z @ (design.Lambda(self.theta) @ b)
+        beta = self._simulation_beta(newparams)
+        if newdata is None:
+            design = self.design
+            eta = (design.X @ beta + design.offset)[:, None] * np.ones((1, nsim))
+            if design.q:
+                if conditional:
+                    eta += (design.Z @ self.u)[:, None]
+                else:
+                    b = rng.standard_normal((design.q, nsim))
+                    eta += design.Z @ (design.Lambda(self.theta) @ b)
+            n, phi = design.n, self.phi
+        else:
+            eta, n, phi = self._new_linear_predictor(newdata, beta, nsim, rng, conditional)
         mu = self.family.link.inverse(eta)
-        draws = self.family.simulate(mu, self.phi[:, None], rng, design.n[:, None] * np.ones((1, nsim)))
-        if design.zero_inflated:
+        draws = self.family.simulate(mu, phi[:, None], rng, n[:, None] * np.ones((1, nsim)))
+        if newdata is None and self.design.zero_inflated:
             draws = zeroinfl.simulate(draws, self.predict(type="zprob")[:, None], rng)
         return pd.DataFrame(draws, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def _simulation_beta(self, newparams: dict | None) -> np.ndarray:
+        """The fixed effects to simulate with: the estimates, or ``newparams["beta"]``."""
+        newparams = dict(newparams or {})
+        unknown = [k for k in newparams if k != "beta"]
+        if unknown:
+            raise ValueError(f"newparams may only give 'beta' (the fixed effects); got {unknown[0]!r}")
+        if "beta" not in newparams:
+            return self.beta
+        beta = np.asarray(newparams["beta"], float).ravel()
+        if beta.shape != self.beta.shape:
+            raise ValueError(f"newparams['beta'] needs {len(self.beta)} values, one per fixed effect "
+                             f"({', '.join(self.design.x_names)}); got {beta.size}")
+        return beta
+
+    def _new_linear_predictor(self, newdata: pd.DataFrame, beta: np.ndarray, nsim: int, rng, conditional: bool):
+        """eta (N x nsim) for ``newdata``: X beta + offset, plus each term's new random effects
+        :math:`u_l = T b_l` for each of its groups l in ``newdata`` (the levels in R's order, as in fitting),
+        with the trials (binomial) and the dispersion."""
+        if conditional:
+            raise ValueError("simulate(newdata=...) draws new random effects for the new data's groups; "
+                             "conditional=True (the fitted ones) needs the fit's own data")
+        if self.design.zero_inflated:
+            raise ValueError("simulate(newdata=...) is not available for a zero-inflated model (its zero "
+                             "probabilities would need the new data's zero-inflation design); simulate on "
+                             "the fit's own data")
+        if not np.allclose(self.phi, self.phi[0]):
+            raise ValueError("simulate(newdata=...) needs one dispersion for all observations; this fit "
+                             "models the dispersion")
+        design = self.design
+        design.check_newdata(newdata)
+        eta = (design.new_X(newdata) @ beta + design.new_offset(newdata))[:, None] * np.ones((1, nsim))
+        for term, T in zip(design.terms, design.templates(self.theta)):
+            codes, levels = group_codes(term.group, newdata)
+            values = design.new_term_columns(term, newdata)
+            b = rng.standard_normal((len(levels) * term.k, nsim)).reshape(len(levels), term.k, nsim)
+            u = np.einsum("ij,ljs->lis", T, b)                  # u_l = T b_l, level by level
+            eta += np.einsum("nk,nks->ns", values, u[codes])
+        n = design.new_trials(newdata) if self.family.trials else np.ones(len(newdata))
+        return eta, n, np.full(len(newdata), self.phi[0])
 
     def refit(self, y, standard_errors: bool = True) -> "GlmmFit":
         """The same model fitted to a new response ``y`` (lme4's ``refit``), started from these
