@@ -787,6 +787,15 @@ def _label(column: pd.Series) -> np.ndarray:
     return column.astype(str).to_numpy(dtype=object)
 
 
+def label_text(column: pd.Series) -> np.ndarray:
+    """Text labels of a factor column's values, as :func:`_label` (3.0 reads "3"; a number 2 and the text
+    "2" give the same label)."""
+    column = pd.Series(column)
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return np.array([_whole_number_text(str(v)) for v in column.to_numpy()], dtype=object)
+    return column.astype(str).to_numpy(dtype=object)
+
+
 def _group_labels(group: str, data: pd.DataFrame) -> np.ndarray:
     """Labels of the grouping factor ``group`` (a column or an interaction ``a:b``) in ``data``."""
     columns = group.split(":")

@@ -14,7 +14,7 @@ from scipy import stats
 from scipy.special import expit
 
 from . import zeroinfl
-from .design import Design, group_codes
+from .design import Design, group_codes, label_text
 from .laplace import LaplaceResult
 from .rformat import character_matrix, coefficient_lines, r_format
 
@@ -327,10 +327,35 @@ class GlmmFit:
     def _new_matrices(self, newdata: pd.DataFrame, population: bool):
         """X, Z u-hat and the offset for new data; a group not seen in fitting gets u = 0."""
         self.design.check_newdata(newdata, population)
+        newdata = self._conform(newdata)
         X = self.design.new_X(newdata)
         offset = self.design.new_offset(newdata)
         Zu = np.zeros(len(newdata)) if population else self.design.new_Z(newdata) @ self.u
         return X, Zu, offset
+
+    def _conform(self, newdata: pd.DataFrame) -> pd.DataFrame:
+        """``newdata`` with each factor column holding the values of the fit's data, matched by label (the
+        text "2" and the number 2 are the level 2), and a categorical's categories: the design matrix then
+        codes the levels as in fitting, whatever type the new column has."""
+        if self.data is None:
+            return newdata
+        out = newdata.copy()
+        for name in self.design.factor_levels:
+            if name not in out.columns or name not in self.data.columns:
+                continue
+            original = self.data[name]
+            categorical = isinstance(original.dtype, pd.CategoricalDtype)
+            values = pd.Series(original.cat.categories if categorical else original.dropna().unique())
+            by_label = dict(zip(label_text(values), values))
+            column = out[name]
+            matched = [by_label.get(text) if present else None
+                       for text, present in zip(label_text(column), column.notna())]
+            if categorical:
+                out[name] = pd.Categorical(matched, categories=original.cat.categories)
+            else:
+                out[name] = pd.Series(matched, index=out.index, dtype=original.dtype if column.notna().all()
+                                      else object)
+        return out
 
     @property
     def observed(self) -> np.ndarray:
@@ -448,6 +473,7 @@ class GlmmFit:
                              "models the dispersion")
         design = self.design
         design.check_newdata(newdata)
+        newdata = self._conform(newdata)
         eta = (design.new_X(newdata) @ beta + design.new_offset(newdata))[:, None] * np.ones((1, nsim))
         for term, T in zip(design.terms, design.templates(self.theta)):
             codes, levels = group_codes(term.group, newdata)

@@ -71,3 +71,20 @@ def test_clear_errors(gamma):
         gamma.simulate(1, newparams={"beta": [1.0]})
     with pytest.raises(ValueError, match="newdata has no column 'g'"):
         gamma.simulate(1, newdata=gamma.data.drop(columns="g"))
+
+
+def test_new_factor_columns_of_another_type_are_matched_by_label():
+    """Levels given as text for a numeric categorical (or as numbers for it) are the same levels: before,
+    "2" for the level 2 coded as the reference level (and plain numbers as a covariate), silently."""
+    fish = gt.datasets.load("fish_vaccines")
+    fish = fish.assign(vaccine=pd.Categorical(fish["vaccine"]), day=pd.Categorical(fish["day"]))
+    fit = gt.glmm("wt ~ vaccine * day", fish, family=gt.families.Gamma(link="log"))
+    harvest = fish[fish["day"] == 901].drop_duplicates("vaccine")
+    expected = fit.predict(harvest)
+    as_text = pd.DataFrame({"vaccine": pd.Categorical(harvest["vaccine"].astype(str)), "day": ["901"] * 4})
+    as_numbers = pd.DataFrame({"vaccine": harvest["vaccine"].astype(int).to_numpy(), "day": [901] * 4})
+    np.testing.assert_allclose(fit.predict(as_text), expected, rtol=1e-12)
+    np.testing.assert_allclose(fit.predict(as_numbers), expected, rtol=1e-12)
+    assert len(set(np.round(expected, 8))) == 4
+    sims = fit.simulate(2, seed=1, newdata=as_text)
+    np.testing.assert_allclose(sims, fit.simulate(2, seed=1, newdata=harvest), rtol=1e-12)
