@@ -467,11 +467,15 @@ class ContrastIntervals:
     def critical_values(self) -> np.ndarray:
         """The multiplier of the SE for each contrast: one per ``by`` group (:func:`adjust.critical_value`)."""
         c = self.contrasts
-        out = np.empty(len(c.labels))
+        out, known = np.empty(len(c.labels)), {}
         for rows in c.by_groups():
+            if self.adjust != "mvt" and len(rows) in known:    # the same value for every group of this size
+                out[rows] = known[len(rows)]
+                continue
             cov = c.covariance[np.ix_(rows, rows)]
             corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
-            out[rows] = adjustments.critical_value(c.df, self.adjust, self.level, len(rows), c.n_means, corr)
+            out[rows] = known[len(rows)] = adjustments.critical_value(c.df, self.adjust, self.level, len(rows),
+                                                                       c.n_means, corr)
         return out
 
     @property
