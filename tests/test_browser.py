@@ -34,10 +34,13 @@ from urllib.parse import quote
 import pytest
 
 HTML = Path(__file__).resolve().parent.parent / "_build" / "html"
-PAGES = ("lessons/intro.html", "lessons/0[1-9]_*.html", "lessons/api.html", "lessons/api/*.html",
+PAGES = ("lessons/intro.html", "lessons/[01][0-9]_*.html", "lessons/api.html", "lessons/api/*.html",
          "lessons/homework/*.html")
 # The chapters: their code and figures are held to the width and sharpness rules.
-LESSONS = "lessons/0[1-9]_*.html"
+LESSONS = "lessons/[01][0-9]_*.html"
+# The chapters from diagnosis to answers (10 onwards): their numbers come from glue references and their
+# figures are numbered and cited.
+ANSWERS = "lessons/1[0-9]_*.html"
 DESKTOP, PHONE = 1400, 400
 # A figure on a lesson page has at least this many image pixels per CSS pixel it is displayed at.
 SHARPNESS = 1.5
@@ -134,6 +137,10 @@ async function inspect(page) {
     chrome: chrome(win, doc),
     headings: Array.from(doc.querySelectorAll("article h2")).map(h => h.textContent.trim()),
     check_failures: article ? (article.textContent.match(/❌|AssertionError|Test case failed/g) || []).length : 0,
+    // MyST roles left as text (a glue reference or a cross-reference that did not resolve)
+    raw_roles: article ? (article.textContent.match(/\\{(glue|numref|doc|ref)[^}]*\\}`/g) || []).length : 0,
+    captions: doc.querySelectorAll("article figure .caption-number").length,
+    figure_links: doc.querySelectorAll('article a.reference.internal[href^="#fig-"]').length,
   };
   frame.remove();
   return result;
@@ -150,7 +157,7 @@ async function menu(page) {
   doc.head.appendChild(still);
   await settle();
   const chapters = () => Array.from(doc.querySelectorAll(".bd-sidebar-primary a.reference, dialog a.reference"))
-    .filter(a => /lessons\\/0[1-9]_/.test(a.getAttribute("href") || "") || /^0[1-9]_/.test(a.getAttribute("href") || ""));
+    .filter(a => /lessons\\/[01][0-9]_/.test(a.getAttribute("href") || "") || /^[01][0-9]_/.test(a.getAttribute("href") || ""));
   const buttons = Array.from(doc.querySelectorAll(".primary-toggle")).filter(b => seen(win, b));
   const result = {page: page, buttons: buttons.length,
                   before: chapters().filter(a => seen(win, a)).length, chrome: chrome(win, doc)};
@@ -392,3 +399,17 @@ def test_the_api_reference_has_every_public_attribute(rendered, cls):
                for i in r["ids"] if i.rsplit(".", 2)[-2:-1] == [cls]}
     missing = sorted(public - entries)
     assert not missing, f"the API reference has no entry for {cls}.{', '.join(missing)}"
+
+
+@pytest.mark.parametrize("page", [p for p in _pages() if Path(p).match(ANSWERS)]
+                         if (HTML / "index.html").exists() else [])
+def test_answer_chapters_resolve_their_numbers_and_number_their_figures(rendered, page):
+    """Every number quoted in the text of these chapters is a glue reference to a cell's value: none may be left as
+    raw text. Their figures load, each with a numbered caption, and the text links to them."""
+    r = rendered[page]
+    assert r["raw_roles"] == 0, f"{page}: {r['raw_roles']} glue or cross-reference roles left unresolved"
+    figures = [img for img in r["images"] if img["in_article"]]
+    assert figures and all(img["width"] > 0 for img in figures), f"{page}: figures missing or not loaded"
+    assert r["captions"] == len(figures), f"{page}: {len(figures)} figures, {r['captions']} numbered captions"
+    assert r["figure_links"] > 0, f"{page}: the text links to none of its figures"
+    assert r["math_rendered"] > 0 and r["math_errors"] == 0, f"{page}: its math is not typeset"
