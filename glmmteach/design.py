@@ -87,8 +87,10 @@ class Design:
     factor_levels: dict = field(repr=False, default_factory=dict)
     #: columns named like a formula function, and the names formulaic sees them by (see :func:`_aliases`)
     aliases: dict = field(repr=False, default_factory=dict)
-    #: the dispersion model, :math:`\\log\\phi_i = (X_d\\,\\beta_d)_i`: a column of ones for families with a
-    #: dispersion parameter (one phi for all observations), no column for the others (phi = 1)
+    #: the dispersion model, :math:`\\log\\phi_i = c\\,(X_d\\,\\beta_d)_i`: a column of ones for families with a
+    #: dispersion parameter (one phi for all observations, c = 1, its coefficient log(sigma)), no column for
+    #: the others (phi = 1); with a ``dispformula``, its columns, and c the family's ``disp_scale`` (glmmTMB's
+    #: coefficients model the log of its own dispersion parameter: log sigma^2 for the gaussian, ...)
     X_disp: np.ndarray = field(repr=False, default=None)
     disp_names: list = field(repr=False, default_factory=list)
     #: the zero-inflation model (``ziformula``), :math:`\\operatorname{logit}\\pi_i = (X_{zi}\\,\\beta_{zi})_i`
@@ -97,6 +99,8 @@ class Design:
     zi_names: list = field(repr=False, default_factory=list)
     zi_formula: Formula | None = field(repr=False, default=None)
     zi_spec: object = field(repr=False, default=None)
+    disp_formula: Formula | None = field(repr=False, default=None)
+    disp_scale: float = field(repr=False, default=1.0)
     _z_dlambda: list | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
@@ -159,14 +163,37 @@ class Design:
         return self.X_zi @ np.asarray(beta_zi, float) if self.zero_inflated else None
 
     def variables(self) -> list[str]:
-        """The columns the model uses: the formula's, then the zero-inflation formula's."""
-        extra = self.zi_formula.variables() if self.zi_formula is not None else []
-        return self.formula.variables() + [v for v in extra if v not in self.formula.variables()]
+        """The columns the model uses: the formula's, then the zero-inflation and dispersion formulas'."""
+        names = list(self.formula.variables())
+        for extra in (self.zi_formula, self.disp_formula):
+            names += [v for v in (extra.variables() if extra is not None else []) if v not in names]
+        return names
 
     def phi(self, disp: np.ndarray) -> np.ndarray:
-        """The dispersion of every observation, :math:`\\phi_i = \\exp((X_d\\,\\beta_d)_i)` (1 without a dispersion
-        parameter): always an array of length N, even when all its values are equal."""
-        return np.exp(self.X_disp @ np.asarray(disp, float)) if self.X_disp.shape[1] else np.ones(self.nobs)
+        """The dispersion of every observation, :math:`\\phi_i = \\exp(c\\,(X_d\\,\\beta_d)_i)` (1 without a
+        dispersion parameter): always an array of length N, even when all its values are equal."""
+        if not self.X_disp.shape[1]:
+            return np.ones(self.nobs)
+        if self.disp_formula is None:               # one phi for all: computed once
+            return np.full(self.nobs, np.exp(self.disp_scale * float(np.asarray(disp, float)[0])))
+        return np.exp(self.disp_scale * (self.X_disp @ np.asarray(disp, float)))
+
+    def disp_gradient(self, d_log_phi: np.ndarray) -> np.ndarray:
+        """The gradient in the dispersion coefficients from the derivatives in each :math:`\\log\\phi_i`:
+        :math:`c\\,X_d^\\top\\,\\partial/\\partial\\log\\phi`."""
+        return self.disp_scale * (self.X_disp.T @ d_log_phi)
+
+    def disp_start(self, phi: float) -> np.ndarray:
+        """The dispersion coefficients of one phi for every observation: least squares of
+        :math:`\\log\\phi / c` on :math:`X_d` (the intercept alone when X_d has one)."""
+        target = np.full(self.nobs, np.log(phi) / self.disp_scale)
+        return np.linalg.lstsq(self.X_disp, target, rcond=None)[0]
+
+    @property
+    def disp_labels(self) -> list[str]:
+        """The names of the dispersion coefficients in psi: ``log(sigma)``, or with a ``dispformula`` glmmTMB's
+        ``d~(Intercept)``, ``d~day82``, ... (``disp_names`` without the prefix, as ``fixef(m)$disp``)."""
+        return self.disp_names if self.disp_formula is None else [f"d~{name}" for name in self.disp_names]
 
     def theta_slices(self) -> list[slice]:
         """Where each term's entries sit in theta."""
@@ -302,12 +329,13 @@ class Design:
 
 
 def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
-          weights=None, ziformula: str | None = None) -> Design:
+          weights=None, ziformula: str | None = None, dispformula: str | None = None) -> Design:
     """Build the :class:`Design` of ``formula`` on ``data``, with the zero-inflation model ``ziformula``
-    (one-sided, fixed effects: ``"~ 1"``, ``"~ x"``); missing values are dropped with a warning."""
+    (one-sided, fixed effects: ``"~ 1"``, ``"~ x"``) and the dispersion model ``dispformula`` (``"~ day"``);
+    missing values are dropped with a warning."""
     parsed = formula if isinstance(formula, Formula) else parse(formula)
-    zi_formula = _zi_formula(ziformula, family)
-    data = _complete_cases(parsed, _check_data(data), weights, zi_formula)
+    zi_formula, disp_formula = _zi_formula(ziformula, family), _disp_formula(dispformula, family)
+    data = _complete_cases(parsed, _check_data(data), weights, zi_formula, disp_formula)
     weights = data.pop("(weights)").to_numpy(float) if "(weights)" in data else np.ones(len(data))
     y, n, weights = _response(parsed.response, data, family, weights)
     aliases = _aliases(parsed, data)
@@ -323,9 +351,15 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
     factor_levels = _factor_levels(parsed.fixed, data)
     if zi_formula is not None:
         factor_levels.update(_factor_levels(zi_formula.fixed, data))
+    disp = {}
+    if disp_formula is not None:
+        X_disp, disp_names, _ = _model_matrix(disp_formula.fixed, data, f"the dispersion formula {disp_formula.text!r}",
+                                              aliases)
+        _check_full_rank(X_disp, disp_names, "dispersion formula's")
+        disp = dict(X_disp=X_disp, disp_names=disp_names, disp_formula=disp_formula, disp_scale=family.disp_scale)
     design = Design(parsed, family, y, n, X, x_names, Z, offset, weights, terms, parsed.response,
                     fixed_spec, factor_levels=factor_levels, aliases=aliases,
-                    X_zi=X_zi, zi_names=zi_names, zi_formula=zi_formula, zi_spec=zi_spec)
+                    X_zi=X_zi, zi_names=zi_names, zi_formula=zi_formula, zi_spec=zi_spec, **disp)
     _index_lambda(design)
     return design
 
@@ -342,6 +376,22 @@ def _zi_formula(ziformula, family: families.Family) -> Formula | None:
         allowed = [f.name for f in families.FAMILIES.values() if f.zero_inflation]
         raise ValueError(f"ziformula (structural zeros) is for the {', '.join(allowed[:-1])} and {allowed[-1]} "
                          f"families, not {family.name}: a zero-inflated {family.name} model is not available")
+    return parsed
+
+
+def _disp_formula(dispformula, family: families.Family) -> Formula | None:
+    """The parsed ``dispformula``: None without one (None or ``"~ 1"``, glmmTMB's default: one phi for all); an
+    error for a family without a dispersion parameter."""
+    if dispformula is None:
+        return None
+    parsed = parse_one_sided(dispformula, "dispformula")
+    if not family.has_phi:
+        allowed = [f.name for f in families.FAMILIES.values() if f.has_phi]
+        raise ValueError(f"the {family.name} family has no dispersion parameter, so it takes no dispformula "
+                         f"({dispformula!r}); dispersion formulas are for the families "
+                         f"{', '.join(allowed[:-1])} and {allowed[-1]}")
+    if parsed.fixed.replace(" ", "") == "1":
+        return None
     return parsed
 
 
@@ -378,16 +428,21 @@ def _unknown_column(name: str, where: str, formula_text: str, data: pd.DataFrame
                       f"columns: {', '.join(map(str, data.columns))}.{hint}")
 
 
-def _complete_cases(parsed: Formula, data: pd.DataFrame, weights, zi_formula: Formula | None = None) -> pd.DataFrame:
-    """Keep the columns the formula (and the zero-inflation formula) uses; drop incomplete rows as R's na.omit
-    does, with a warning. The index of ``data`` is kept, so that messages name the rows as the user sees them."""
+def _complete_cases(parsed: Formula, data: pd.DataFrame, weights, zi_formula: Formula | None = None,
+                    disp_formula: Formula | None = None) -> pd.DataFrame:
+    """Keep the columns the formula (and the zero-inflation and dispersion formulas) uses; drop incomplete rows
+    as R's na.omit does, with a warning. The index of ``data`` is kept, so that messages name the rows as the
+    user sees them."""
     for name in parsed.variables():
         if name not in data.columns:
             raise _unknown_column(name, _where(parsed, name), parsed.text, data)
     variables = list(parsed.variables())
-    for name in zi_formula.variables() if zi_formula is not None else []:
-        if name not in data.columns:
-            raise _unknown_column(name, "in the zero-inflation part", zi_formula.text, data)
+    for extra, where in ((zi_formula, "in the zero-inflation part"), (disp_formula, "in the dispersion formula")):
+        for name in extra.variables() if extra is not None else []:
+            if name not in data.columns:
+                raise _unknown_column(name, where, extra.text, data)
+            if name not in variables:
+                variables.append(name)
         if name not in variables:
             variables.append(name)
     used = data[variables].copy()
@@ -671,12 +726,12 @@ def _fixed_matrix(fixed: str, data: pd.DataFrame, aliases: dict | None = None):
     return X, names, spec
 
 
-def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
+def _check_full_rank(X: np.ndarray, names: list[str], part: str = "fixed effects") -> None:
     n, p = X.shape
     if p == 0:
         return
     if n < p:
-        raise ValueError(f"the fixed effects have {p} coefficients ({', '.join(names)}) but the data has only "
+        raise ValueError(f"the {part} have {p} coefficients ({', '.join(names)}) but the data has only "
                          f"{n} complete rows; a model needs at least as many rows as coefficients")
     R = np.linalg.qr(X, mode="r")
     norms = np.linalg.norm(X, axis=0)
@@ -685,7 +740,7 @@ def _check_full_rank(X: np.ndarray, names: list[str]) -> None:
         j = aliased[0]
         why = ("is zero in every row" if norms[j] == 0 else
                "is a linear combination of the columns before it" if j else "is zero in every row")
-        raise ValueError(f"the fixed-effects column {names[j]!r} {why}, so its coefficient cannot be "
+        raise ValueError(f"the {part} column {names[j]!r} {why}, so its coefficient cannot be "
                          f"estimated (R would report NA for it). The columns are: {', '.join(names)}. Remove "
                          f"a term, or check the data: often a combination of factor levels has no rows.")
 

@@ -124,6 +124,10 @@ class Family:
     #: a ``ziformula`` may add structural zeros (:mod:`glmmteach.zeroinfl`): counts and binomials, as the
     #: course uses them with glmmTMB
     zero_inflation: ClassVar[bool] = False
+    #: glmmTMB's dispersion formula models the log of its own dispersion parameter, which is
+    #: ``phi ** (1 / disp_scale)``: so ``log phi = disp_scale * (X_d beta_d)``. 1 (log phi) for most
+    #: families; 1/2 for the gaussian (log sigma^2), -1/2 for the Gamma (log shape = -2 log sigma).
+    disp_scale: ClassVar[float] = 1.0
 
     def __post_init__(self):
         link = links.get(self.default_link if self.link is None else self.link)
@@ -304,6 +308,7 @@ class Gaussian(Family):
     sigma_meaning: ClassVar[str] = "sigma = residual standard deviation"
     classic_dispersion: ClassVar[bool] = True
     residual_in_varcorr: ClassVar[bool] = True
+    disp_scale: ClassVar[float] = 0.5           # dispformula: log(sigma^2)
 
     def start_phi(self, y, weights):
         """The SD of y, weighted by the prior weights."""
@@ -553,6 +558,7 @@ class Gamma(Family):
     allowed_links: ClassVar[tuple] = ("inverse", "identity", "log")
     sigma_meaning: ClassVar[str] = "sigma = 1/sqrt(shape), the coefficient of variation"
     classic_dispersion: ClassVar[bool] = True
+    disp_scale: ClassVar[float] = -0.5          # dispformula: log(shape) = -2 log(sigma)
 
     def loglik(self, y, mu, phi, n=1):
         """``(k - 1) log(y) - y/s - lgamma(k) - k log(s)`` with ``k = 1/phi^2``, ``s = mu phi^2``."""

@@ -144,7 +144,7 @@ class Objective:
             try:
                 result = self.laplace(psi)
                 d_beta, d_theta = score(result)
-                d_disp = self.design.X_disp.T @ score_dispersion(result) if self.layout.has("disp") else []
+                d_disp = self.design.disp_gradient(score_dispersion(result)) if self.layout.has("disp") else []
                 d_zi = self.design.X_zi.T @ score_zero_inflation(result) if self.layout.has("zi") else []
             except (NotPositiveDefinite, np.linalg.LinAlgError, FloatingPointError):
                 return np.zeros_like(psi)    # the value there is inf: the line search steps back
@@ -169,7 +169,8 @@ class Objective:
 
 
 def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 1, weights=None,
-         start: dict | None = None, verbose: bool = False, ziformula: str | None = None):
+         start: dict | None = None, verbose: bool = False, ziformula: str | None = None,
+         dispformula: str | None = None):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace or quadrature) or REML.
 
     Parameters
@@ -194,6 +195,11 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
         Zero inflation, as glmmTMB's ``ziformula``: ``"~ 1"`` or ``"~ x + ..."`` (fixed effects), the logit of
         each observation's probability of a structural zero (:mod:`glmmteach.zeroinfl`); for the poisson,
         nbinom1, nbinom2 and binomial families. None or ``"~ 0"``: none.
+    dispformula : str, optional
+        A one-sided formula of fixed effects for the dispersion, ``"~ day"`` (glmmTMB's ``dispformula``): one
+        dispersion per observation, the log of glmmTMB's dispersion parameter linear in the formula's columns
+        (log sigma^2 for the gaussian, log shape = -2 log sigma for the Gamma, log sigma for nbinom1, nbinom2,
+        beta and betabinomial). Its coefficients are ``fit.fixef_disp``. Default: one dispersion for all.
 
     Returns
     -------
@@ -202,7 +208,7 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
     R: ``glmmTMB(formula, data, family, REML, weights, ziformula = ~ 1)``, ``glmer(formula, data, family, nAGQ)``.
     """
     with _one_blas_thread():   # small dense algebra: threads only cost time
-        return _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula)
+        return _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula, dispformula)
 
 
 @functools.cache
@@ -215,12 +221,12 @@ def _one_blas_thread():
     return _blas().limit(limits=1, user_api="blas")
 
 
-def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=None):
+def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=None, dispformula=None):
     family = families.get(family)
-    design = build(formula, data, family, weights, ziformula)
+    design = build(formula, data, family, weights, ziformula, dispformula)
     _check_nagq(design, nagq, reml)
     objective = Objective(design, reml, nagq)
-    if design.q == 0 and not reml and not design.zero_inflated:
+    if design.q == 0 and not reml and not design.zero_inflated and design.disp_formula is None:   # a GLM: IRLS
         return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
@@ -308,7 +314,7 @@ def _start(objective: Objective, start: dict, beta: np.ndarray, phi: float) -> n
     theta = np.asarray(start["theta"], float) if "theta" in start else _sd_start(design, beta, phi)
     if len(beta) != design.X.shape[1] or len(theta) != design.n_theta:
         raise ValueError(f"start needs {design.X.shape[1]} beta values and {design.n_theta} theta values")
-    disp = np.linalg.lstsq(design.X_disp, np.full(design.nobs, np.log(phi)), rcond=None)[0]
+    disp = design.disp_start(phi)
     objective.layout = params.layout(design, objective.reml, beta, theta, disp, _zi_start(design, beta, phi))
     return objective.layout.start()
 
@@ -748,11 +754,11 @@ def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool =
     beta, theta, phi = objective.unpack(psi)
     if objective.reml:
         beta = result.beta_in
-    cov_beta, cov_zi = _covariances(objective, optimum, result) if covariance else (None, None)
+    cov_beta, cov_zi, cov_disp = _covariances(objective, optimum, result) if covariance else (None, None, None)
     no_standard_errors = cov_beta is not None and not (_has_standard_errors(cov_beta) and _has_standard_errors(cov_zi))
     fit = GlmmFit(objective.design, objective, psi, result, np.asarray(beta), np.asarray(theta), phi, cov_beta,
                   optimum.converged and not no_standard_errors, optimum.message, data, objective.log,
-                  beta_zi=objective.layout.unpack(psi).zi, cov_zi=cov_zi)
+                  beta_zi=objective.layout.unpack(psi).zi, cov_zi=cov_zi, cov_disp=cov_disp)
     _warn_if_problematic(fit, no_standard_errors)
     return fit
 
@@ -779,8 +785,9 @@ def _warn_if_problematic(fit: GlmmFit, no_standard_errors: bool = False) -> None
 
 
 def _covariances(objective: Objective, optimum: Optimum, result: LaplaceResult) -> tuple[np.ndarray, np.ndarray]:
-    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``, and
-    of the zero-inflation coefficients (an empty matrix without them).
+    """Covariance of the fixed effects, covering the uncertainty in theta as glmmTMB's ``sdreport``, of the
+    zero-inflation coefficients (an empty matrix without them) and of the dispersion coefficients (the blocks
+    of V, the inverse Hessian of :math:`-\\log L` in psi).
 
     ML: the beta block of the inverse Hessian of :math:`-\\log L(\\beta, \\theta, \\phi, \\beta_{zi})`.
     REML: :math:`[H_v^{-1}]_{\\beta\\beta} + J V J^\\top`, where :math:`V` is the inverse Hessian of
@@ -791,15 +798,25 @@ def _covariances(objective: Objective, optimum: Optimum, result: LaplaceResult) 
     psi, p = optimum.psi, objective.design.X.shape[1]
     free = _free(psi, objective.bounds()) if len(psi) else np.zeros(0, bool)
     V = _inverse_hessian(objective, optimum, free)
-    zi = np.searchsorted(np.flatnonzero(free), np.arange(len(psi))[objective.layout.where("zi")])
-    cov_zi = V[np.ix_(zi, zi)]      # the zero-inflation coefficients have no bounds: always free
+    cov_zi, cov_disp = (_block_covariance(V, free, objective.layout.where(kind)) for kind in ("zi", "disp"))
     if not objective.reml:
-        return V[:p, :p], cov_zi    # beta has no bounds, so it leads the free parameters
+        return V[:p, :p], cov_zi, cov_disp    # beta has no bounds, so it leads the free parameters
     H_inverse = result.factor.inverse_beta_block()
     if not free.any():
-        return H_inverse, cov_zi
+        return H_inverse, cov_zi, cov_disp
     J = numdiff.partials(lambda x: objective.laplace(x).beta_in, psi, np.flatnonzero(free)).T
-    return H_inverse + J @ V @ J.T, cov_zi
+    return H_inverse + J @ V @ J.T, cov_zi, cov_disp
+
+
+def _block_covariance(V: np.ndarray, free: np.ndarray, where: slice) -> np.ndarray:
+    """The block of psi's entries ``where`` in V (the inverse Hessian over the free entries); an entry held at a
+    bound (a residual dispersion at its lower limit) has variance 0."""
+    entries = np.arange(len(free))[where]
+    kept = free[entries]
+    out = np.zeros((len(entries), len(entries)))
+    position = np.searchsorted(np.flatnonzero(free), entries[kept])
+    out[np.ix_(kept, kept)] = V[np.ix_(position, position)]
+    return out
 
 
 def _inverse_hessian(objective: Objective, optimum: Optimum, free: np.ndarray) -> np.ndarray:

@@ -5,9 +5,10 @@ The optimiser sees one vector; the model sees its pieces. :func:`layout` lists t
 * ``beta``: the fixed effects, when they are not integrated out (ML; under REML they join the random
   effects in the inner problem);
 * ``theta``: one block per random-effect term, its entries as the term's covariance structure defines them;
-* ``disp``: the coefficients of the log dispersion, :math:`\\log\\phi_i = (X_d\\,\\beta_d)_i`, one value
-  of :math:`\\phi` per observation (today :math:`X_d` is a column of ones: one coefficient,
-  :math:`\\log\\phi`, for families with a dispersion parameter);
+* ``disp``: the coefficients of the log dispersion, :math:`\\log\\phi_i = c\\,(X_d\\,\\beta_d)_i`, one value
+  of :math:`\\phi` per observation (without a ``dispformula`` :math:`X_d` is a column of ones and c = 1: one
+  coefficient, :math:`\\log\\phi`, for families with a dispersion parameter; with one, glmmTMB's coefficients
+  and c the family's ``disp_scale``);
 * ``zi``: the zero-inflation coefficients, :math:`\\operatorname{logit}\\pi_i = (X_{zi}\\,\\beta_{zi})_i`
   (``ziformula``; :mod:`glmmteach.zeroinfl`), outer parameters under ML and REML alike, as in glmmTMB.
 
@@ -125,7 +126,7 @@ def layout(design, reml: bool, beta=None, theta=None, disp=None, zi=None) -> Lay
         blocks.append(Block("theta", tuple(s.theta_names(term.group)),
                             s.lower_bounds(), theta[part]))
     if q_disp:                          # log phi = X_disp beta_disp
-        blocks.append(Block("disp", tuple(design.disp_names), unbounded(q_disp), disp))
+        blocks.append(Block("disp", tuple(design.disp_labels), unbounded(q_disp), disp))
     if q_zi:                            # logit pi = X_zi beta_zi
         blocks.append(Block("zi", tuple(f"zi~{name}" for name in design.zi_names), unbounded(q_zi), zi))
     return Layout(blocks)

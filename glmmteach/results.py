@@ -90,6 +90,11 @@ class GlmmFit:
     #:
     #: R: ``unname(vcov(fit)$zi)`` (glmmTMB).
     cov_zi: np.ndarray | None = None
+    #: The covariance matrix of the dispersion coefficients (the ``disp`` block of psi), or None when it
+    #: was not computed; ``se_disp`` takes its diagonal.
+    #:
+    #: R: ``vcov(fit)$disp`` (glmmTMB, with a ``dispformula``).
+    cov_disp: np.ndarray | None = field(default=None, repr=False)
 
     def singular_terms(self) -> list[str]:
         """Sentences about the random effects estimated at the boundary (an SD near 0, a correlation near
@@ -131,6 +136,30 @@ class GlmmFit:
 
         R: ``fixef(fit)$cond`` (glmmTMB), ``fixef(fit)`` (lme4)."""
         return pd.Series(self.beta, index=self.design.x_names, name="Estimate")
+
+    @property
+    def fixef_disp(self) -> pd.Series:
+        """The coefficients of the dispersion model (``dispformula``), on glmmTMB's scale.
+
+        That is the log of glmmTMB's dispersion parameter: log sigma^2 for the gaussian, log shape for the Gamma,
+        log sigma for the other families (see ``glmmteach.families.Family.disp_scale``). Empty without a
+        dispersion formula.
+
+        R: ``fixef(fit)$disp`` (glmmTMB)."""
+        if self.design.disp_formula is None:
+            return pd.Series([], dtype=float, name="Estimate")
+        return pd.Series(self.psi[self.objective.layout.where("disp")], index=self.design.disp_names, name="Estimate")
+
+    @property
+    def se_disp(self) -> pd.Series:
+        """Standard errors of the dispersion model's coefficients (``fixef_disp``); empty without one.
+
+        R: ``sqrt(diag(vcov(fit)$disp))`` (glmmTMB)."""
+        if self.design.disp_formula is None:
+            return pd.Series([], dtype=float, name="Std. Error")
+        if self.cov_disp is None:
+            self._covariance()                   # says why there are none
+        return pd.Series(np.sqrt(np.diag(self.cov_disp)), index=self.design.disp_names, name="Std. Error")
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -569,6 +598,7 @@ class Summary:
         if fit.design.zero_inflated:        # glmmTMB lines its "~" up with the formula's
             zi = "~" + fit.design.zi_formula.text.lstrip("~ ")
             lines.append("Zero inflation:  " + " " * (len(fit.design.response_name) + 2) + zi)
+        lines += self._dispersion_formula_line()
         lines.append("")
         lines += [*self._likelihood_block(), ""]
         if fit.design.terms:
@@ -579,6 +609,7 @@ class Summary:
         lines += ["", "Conditional model:", *_coefficient_block(self.coefficients)]
         if fit.design.zero_inflated:
             lines += ["", "Zero-inflation model:", *_coefficient_block(self.coefficients_zi)]
+        lines += self._dispersion_model_block()
         if not fit.converged:
             lines += ["", "Warning: the fit did not converge."]
         return "\n".join(lines)
@@ -608,21 +639,38 @@ class Summary:
             names += [term.names[j] for j in shown]
             variances += list(np.diag(Sigma)[shown])
             correlations += term.structure.correlation_text(fit.theta[part], width)
-        if fit.family.residual_in_varcorr:
-            groups, names, variances = groups + ["Residual"], names + [""], variances + [fit.sigma ** 2]
+        if fit.family.residual_in_varcorr:       # NA with a dispersion model, as glmmTMB prints it
+            residual = np.nan if fit.design.disp_formula is not None else fit.sigma ** 2
+            groups, names, variances = groups + ["Residual"], names + [""], variances + [residual]
             correlations.append([""] * width)
         variances = np.array(variances)
-        cells = {"Groups": groups, "Name": names, "Variance": r_format(variances, 4),
-                 "Std.Dev.": r_format(np.sqrt(variances), 4)}
+        cells = {"Groups": groups, "Name": names, "Variance": _with_na(variances, 4),
+                 "Std.Dev.": _with_na(np.sqrt(variances), 4)}
         if width > 0:
             for j in range(width):
                 cells["Corr" if j == 0 else " " * j] = [row[j] for row in correlations]
         return character_matrix([""] * len(groups), cells, right=False)
 
     def _dispersion_line(self) -> list[str]:
+        if self.fit.design.disp_formula is not None:      # the "Dispersion model:" block instead
+            return []
         line = self.fit.family.dispersion_line(self.fit.sigma)
         return [] if line is None else ["", line]
 
+    def _dispersion_formula_line(self) -> list[str]:
+        """glmmTMB's "Dispersion:" line under the formula, its '~' under the formula's '~'."""
+        disp = self.fit.design.disp_formula
+        if disp is None:
+            return []
+        text = self.fit.design.formula.text
+        return ["Dispersion:".ljust(18 + text.index("~")) + "~" + disp.fixed]
+
+    def _dispersion_model_block(self) -> list[str]:
+        """glmmTMB's "Dispersion model:" coefficient table (with a ``dispformula``)."""
+        fit = self.fit
+        if fit.design.disp_formula is None:
+            return []
+        return ["", "Dispersion model:", *_coefficient_block(_coefficient_table(fit.fixef_disp, fit.se_disp))]
 
 
 def _coefficient_table(estimate: pd.Series, se: pd.Series) -> pd.DataFrame:
@@ -638,3 +686,13 @@ def _coefficient_block(coefficients: pd.DataFrame) -> list[str]:
     if np.any(coefficients["Pr(>|z|)"] < 0.1):      # R shows stars and their legend only then
         lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
     return lines
+
+
+def _with_na(values: np.ndarray, digits: int) -> list[str]:
+    """:func:`r_format` of the finite values, and NA (right-aligned to their width) for the missing ones."""
+    known = ~np.isnan(values)
+    out = np.array([""] * len(values), dtype=object)
+    out[known] = r_format(values[known], digits)
+    width = max([len(v) for v in out[known]] + [2])
+    out[~known] = "NA".rjust(width)
+    return list(out)

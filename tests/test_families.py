@@ -295,6 +295,21 @@ def test_simulated_mean_and_variance(family, mu, phi, n, var):
     assert_allclose(draws.var(), var, rtol=0.05)
 
 
+@pytest.mark.parametrize("family, mu, phi, n", [
+    (BetaBinomial(), 0.3, 3.0, 10), (BetaBinomial(), 0.8, 25.0, 6), (NBinom1(), 4.0, 2.0, 1),
+    (NBinom1(), 0.7, 0.3, 1)], ids=["betabinomial-a", "betabinomial-b", "nbinom1-a", "nbinom1-b"])
+def test_simulated_frequencies_match_the_density(family, mu, phi, n):
+    """The draws' frequency of each value y = 0, 1, ... against exp(loglik(y)), within 4.5 binomial SEs (of
+    100,000 draws), and the density sums to 1 over the support."""
+    draws = family.simulate(np.full(100_000, mu), phi, np.random.default_rng(9), n=n)
+    y = np.arange(0, n + 1 if family.trials else 60)
+    p = np.exp(family.loglik(y.astype(float), mu, phi, n))
+    assert p.sum() == pytest.approx(1.0, abs=1e-9)
+    frequency = np.array([np.mean(draws == k) for k in y])
+    se = np.sqrt(p * (1 - p) / draws.size)
+    assert np.all(np.abs(frequency - p) <= 4.5 * se + 1e-12), np.max(np.abs(frequency - p) / (se + 1e-300))
+
+
 @pytest.mark.parametrize("family", ALL, ids=IDS)
 def test_simulate_leaves_global_random_state_alone(family):
     np.random.seed(123)
