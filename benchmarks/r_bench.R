@@ -95,6 +95,11 @@ add("crowder", "datasets/crowder_seeds.csv", "cbind(germ, n - germ) ~ gen * extr
          glmer_row(timed(glmer(f, family = binomial, data = seeds, nAGQ = 1))),
          tmb_row(timed(glmmTMB(f, family = binomial, data = seeds)), FALSE)))   # ML: same criterion as glmer
 
+# Crowder's beta-binomial: the plate-to-plate spread as the beta-binomial's precision (glmer has no beta-binomial)
+f <- cbind(germ, n - germ) ~ gen * extract
+add("crowder_betabinomial", "datasets/crowder_seeds.csv", "cbind(germ, n - germ) ~ gen * extract", "betabinomial",
+    "logit", nrow(seeds), list(tmb_row(timed(glmmTMB(f, family = betabinomial, data = seeds)), FALSE)))
+
 f <- wt ~ vaccine * day_f + (1 | fish)
 add("fish_gamma", "datasets/fish_vaccines.csv (day_f = factor(day))", "wt ~ vaccine * day_f + (1 | fish)", "Gamma",
     "log", nrow(fish),

@@ -38,7 +38,8 @@ def datasets() -> dict[str, pd.DataFrame]:
     egg = gt.datasets.load("fecal_egg_counts")
     for column in ["tx", "lact", "manure", "province", "herd"]:
         egg[column] = pd.Categorical(egg[column])
-    return {"crowder": gt.datasets.load("crowder_seeds"), "fish_gamma": fish, "fish_gamma_ar1": fish,
+    seeds = gt.datasets.load("crowder_seeds")
+    return {"crowder": seeds, "crowder_betabinomial": seeds, "fish_gamma": fish, "fish_gamma_ar1": fish,
             "egg_zinb1": egg,
             "verbagg": pd.read_csv(HERE / "data" / "verbagg.csv"),
             "sim_binomial_100k": pd.read_csv(HERE / "data" / "sim_binomial_100k.csv.gz")}
