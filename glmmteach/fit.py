@@ -179,8 +179,8 @@ def glmm(formula: str, data, family="gaussian", reml: bool = False, nagq: int = 
         R / glmmTMB syntax, e.g. ``"cbind(germ, n - germ) ~ gen * extract + (1 | plate)"``.
     data : pandas.DataFrame
     family : str or Family
-        ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"nbinom2"``, ``"beta"``, or an
-        object such as ``gt.families.Gamma(link="log")``.
+        ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"nbinom1"``, ``"nbinom2"``, ``"beta"``,
+        ``"betabinomial"``, or an object such as ``gt.families.Gamma(link="log")``.
     reml : bool
         Integrate the fixed effects out with the random effects (glmmTMB's ``REML = TRUE``).
     nagq : int
