@@ -1,4 +1,5 @@
-"""Likelihood-ratio tests of nested fits: ``gt.anova(m0, m1, ...)``, as R's ``anova()`` on glmmTMB fits.
+"""Likelihood-ratio tests of nested fits: ``gt.anova(m0, m1, ...)``, as R's ``anova()`` on glmmTMB fits; and
+the AICs of fits that need not be nested: ``gt.AIC(m1, m2, ...)``, as R's ``AIC(m1, m2, ...)``.
 
 The fits are sorted by their number of parameters :math:`k` (``Df``); each row after the first is tested
 against the one before it: :math:`\\chi^2 = 2\\max(0, \\log L_i - \\log L_{i-1})` on
@@ -105,6 +106,43 @@ def anova(*fits, names: list[str] | None = None) -> AnovaTable:
                           "logLik": loglik, "deviance": -2 * loglik, "Chisq": chisq, "Chi Df": chi_df,
                           "Pr(>Chisq)": p}, index=names)
     return AnovaTable(table, [f.design.formula.text for f in fits])
+
+
+def AIC(*fits, names: list[str] | None = None) -> pd.DataFrame:
+    """The AIC of each fit, :math:`\\mathrm{AIC} = -2\\log L + 2k` with :math:`k` its number of parameters,
+    one row per fit in the order given (R's ``AIC(m1, m2, ...)``).
+
+    R: ``AIC(m1, m2)`` gives the same ``df`` and ``AIC`` columns.
+
+    Unlike :func:`anova`, the fits need not be nested: a binomial model with a random effect and a beta-binomial
+    model of the same counts are compared by their AICs, the smaller the better. They must be fits of the same
+    observations of the same response, since likelihoods of different data cannot be compared.
+
+    Parameters
+    ----------
+    *fits : GlmmFit
+        One or more fits to the same data.
+    names : list of str, optional
+        Labels of the rows, by default ``"Model 1"``, ``"Model 2"``, ... in the order given.
+
+    Returns
+    -------
+    pandas.DataFrame with the columns ``df`` (:math:`k`), ``logLik`` and ``AIC``, one row per fit.
+
+    Raises
+    ------
+    ValueError
+        If no fit is given, the names are not one per fit, the fits used different data, or they are REML fits
+        with different fixed effects (or mix REML and ML).
+    """
+    if not fits:
+        raise ValueError("AIC() needs at least one fit, e.g. gt.AIC(m1, m2)")
+    names = list(names) if names is not None else [f"Model {i + 1}" for i in range(len(fits))]
+    if len(names) != len(fits) or len(set(names)) != len(names):
+        raise ValueError(f"names must be {len(fits)} different labels, one per fit; got {names!r}")
+    _check_comparable(fits, names)
+    return pd.DataFrame({"df": [f.n_parameters for f in fits], "logLik": [f.loglik for f in fits],
+                         "AIC": [f.aic for f in fits]}, index=names)
 
 
 def _check_comparable(fits, names) -> None:

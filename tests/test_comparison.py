@@ -92,3 +92,24 @@ def test_reml_fits_with_the_same_fixed_effects_compare_their_random_effects():
     table = gt.anova(glmm, glm).table
     assert list(table["Df"]) == [glm.n_parameters, glmm.n_parameters]
     assert table["Chisq"].iloc[1] == pytest.approx(2 * (glmm.loglik - glm.loglik))
+
+
+def test_aic_of_fits_that_are_not_nested_in_the_order_given():
+    """gt.AIC lists df, logLik and AIC as R's AIC(m1, m2) does, for glmmTMB's fits of the seeds (the reference
+    JSONs of make_reference.R), in the order given, and refuses fits of different data."""
+    seeds = gt.datasets.load("crowder_seeds")
+    refs = [json.loads((Path(__file__).parent / "reference" / f"{case}.json").read_text())
+            for case in ("crowder_binomial_ml", "crowder_binomial_glm")]
+    fits = [gt.glmm(ref["formula"], seeds, family="binomial") for ref in refs]
+    table = gt.AIC(*fits, names=["plate", "glm"])
+    assert list(table.index) == ["plate", "glm"] and list(table.columns) == ["df", "logLik", "AIC"]
+    assert table["df"].tolist() == [5, 4]
+    np.testing.assert_allclose(table["AIC"], [ref["AIC"] for ref in refs], rtol=0, atol=2e-3)
+    np.testing.assert_allclose(table["AIC"], -2 * table["logLik"] + 2 * table["df"], rtol=1e-12)
+    assert gt.AIC(fits[1]).index.tolist() == ["Model 1"]
+    with pytest.raises(ValueError, match="different data"):
+        gt.AIC(fits[0], gt.glmm(refs[1]["formula"], seeds.iloc[1:], family="binomial"))
+    with pytest.raises(ValueError, match="one per fit"):
+        gt.AIC(*fits, names=["only one"])
+    with pytest.raises(ValueError, match="at least one fit"):
+        gt.AIC()
