@@ -376,7 +376,9 @@ class TestResult:
         statistic = (f"{self.statistic_name} = {self.statistic:.4g}, " if self.statistic is not None else "")
         # A long alternative wraps at 80 characters, as R's print.htest wraps its lines.
         alternative = textwrap.fill(f"alternative hypothesis: {self.alternative}", 80, subsequent_indent="  ")
-        return (f"{self.name}: {self.method}\n"
+        # The first line too, once past the 88 characters a page's code column holds.
+        first = textwrap.fill(f"{self.name}: {self.method}", 88, subsequent_indent="  ")
+        return (f"{first}\n"
                 f"{statistic}p-value = {r_format_pval([self.pvalue], 4)[0]}\n"
                 f"{alternative}")
 
@@ -681,6 +683,9 @@ def test_pearson_dispersion(model, alternative: str = "greater", n_boot: int = 0
       makes it conservative, and ``"less"`` or ``"two-sided"`` unreliable; it is meant for families
       whose dispersion is fixed (Poisson, binomial).
 
+    R: ``testDispersion(res, type = "PearsonChisq", alternative = "greater")`` for ``n_boot = 0``;
+    with ``n_boot``, DHARMa's ``testDispersion()`` on ``simulateResiduals(fit, refit = TRUE)``.
+
     Parameters
     ----------
     model : GlmmFit or ScaledResiduals
@@ -695,8 +700,6 @@ def test_pearson_dispersion(model, alternative: str = "greater", n_boot: int = 0
     n_jobs : int
         Processes for the refits (-1: every core); the result does not depend on it.
 
-    R: ``testDispersion(res, type = "PearsonChisq", alternative = "greater")`` for ``n_boot = 0``;
-    with ``n_boot``, DHARMa's ``testDispersion()`` on ``simulateResiduals(fit, refit = TRUE)``.
     """
     fit = model.fit if isinstance(model, ScaledResiduals) else model
     if fit is None:
