@@ -489,7 +489,7 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
         if not objective(candidate.psi) < objective(optimum.psi):
             break
         optimum = candidate
-    if not optimum.converged:
+    if not optimum.converged and not vanishing_dispersion(objective, optimum.psi):
         optimum = _restarts(objective, psi0, optimum, verbose, rounds, polish)
     return optimum
 
@@ -525,6 +525,26 @@ def _descend_above_floor(objective: Objective, psi: np.ndarray, floor: float, ve
     start = np.array(psi, float)
     start[objective.layout.where("disp")] = floor
     return _descend(objective, start, verbose, rounds, polish)
+
+
+#: A dispersion this many times smaller than at the start has run towards 0 (:func:`vanishing_dispersion`)
+VANISHED = 1e-2
+
+
+def vanishing_dispersion(objective: Objective, psi: np.ndarray) -> tuple[float, float] | None:
+    """(phi at the start, phi at psi) when the dispersion :math:`\\phi` (the residual SD of a Gaussian,
+    the CV of a Gamma) has fallen below :data:`VANISHED` times its starting value, else None.
+
+    That happens when the random effects take all the variation from the residual: a term that gives every
+    observation its own effect (``cs(day + 0 | fish)`` with one weighing per fish and day) is not identified
+    together with a residual, and the likelihood keeps rising towards :math:`\\phi = 0`, a boundary the
+    optimiser cannot reach (glmmTMB's "false convergence"). Restarting from other SDs does not help.
+    R: no equivalent; glmmTMB reports ``false convergence (8)`` for such a fit."""
+    if not objective.log or not objective.layout.has("disp"):
+        return None
+    start = objective.unpack(objective.log[0][1])[2].max()
+    now = objective.unpack(np.asarray(psi, float))[2].max()
+    return (float(start), float(now)) if now < VANISHED * start else None
 
 
 def _restarts(objective: Objective, psi0: np.ndarray, optimum: Optimum, verbose: bool, rounds: int,
@@ -770,7 +790,17 @@ def _has_standard_errors(cov_beta: np.ndarray) -> bool:
 
 def _warn_if_problematic(fit: GlmmFit, no_standard_errors: bool = False) -> None:
     """A NaN or negative-variance standard error is never reported as converged: the warning says why."""
-    if no_standard_errors:
+    vanished = None if fit.converged and not no_standard_errors else vanishing_dispersion(fit.objective, fit.psi)
+    if vanished:
+        start, now = vanished
+        warnings.warn(f"the fit did not converge: the dispersion ran towards 0 (from {start:.3g} at the start to "
+                      f"{now:.3g}). The random effects have taken all the variation from the residual, as when a "
+                      "term gives every observation its own effect (cs(day + 0 | fish) with one weighing per "
+                      "fish and day): the residual and those effects are not both identified, and the maximum "
+                      "lies at a dispersion of 0, which the optimiser cannot reach (glmmTMB reports 'false "
+                      "convergence'). Standard errors there are not to be trusted; use a structure with fewer "
+                      "parameters.", ConvergenceWarning, stacklevel=caller_stacklevel())
+    elif no_standard_errors:
         warnings.warn("the fit is not reported as converged: at the point where the optimiser stopped, the "
                       "Hessian of the log-likelihood is not positive definite, so some standard errors are "
                       "NaN (a variance would be negative). Either some parameters are not identified by the "

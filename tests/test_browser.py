@@ -132,6 +132,7 @@ async function inspect(page) {
                                 shown: img.getBoundingClientRect().width,
                                 in_article: !!(article && article.contains(img))})),
     blocks: blocks.length,
+    tables: article ? article.querySelectorAll("div.cell_output table").length : 0,
     wide: blocks.filter(b => b.wide),
     ids: Array.from(doc.querySelectorAll("dt[id]")).map(dt => dt.id),
     chrome: chrome(win, doc),
@@ -299,6 +300,18 @@ def test_the_chapters_have_math_and_figures(rendered):
     chapters = [r for page, r in rendered.items() if page.startswith("lessons/0")]
     assert sum(r["math_rendered"] for r in chapters) > 0, "no equation typeset in any Day 5 chapter"
     assert sum(len(r["images"]) for r in chapters) > 0, "no figure in any Day 5 chapter"
+
+
+def test_the_repeated_measures_correlation_chapter(rendered):
+    """The chapter on cs() and ar1(): its equations are typeset, its heat maps load (one numbered figure with nine
+    panels, drawn sharp by the test below), and its AIC and harvest tables are HTML tables, not text."""
+    page = "lessons/11_repeated_correlation.html"
+    assert page in rendered, f"{page} was not built"
+    r = rendered[page]
+    assert r["mathjax"] == "typeset" and r["math_rendered"] >= max(r["math_sources"], 10) and not r["math_errors"]
+    figures = [img for img in r["images"] if img["in_article"]]
+    assert len(figures) == 1 and figures[0]["width"] > 0 and "heat maps" in figures[0]["alt"]
+    assert r["tables"] >= 5, f"{page}: {r['tables']} HTML tables (AIC, ranef_corr, distances, ratios, p-values)"
 
 
 def test_code_and_output_fit_their_column(rendered):

@@ -266,3 +266,20 @@ def test_bootstrap_intervals_cover_the_sd_and_the_correlation(gaussian_ar1):
     assert list(boot.index) == ["Std.Dev.time0|unit", "Cor.time1.time0|unit"]
     sd, rho = gaussian_ar1.varcorr.sd[0], gaussian_ar1.ranef_corr["unit"].iloc[1, 0]
     assert boot.iloc[0, 0] < sd < boot.iloc[0, 1] and boot.iloc[1, 0] < rho < boot.iloc[1, 1]
+
+
+def test_a_dispersion_running_to_zero_is_named_and_not_restarted():
+    """cs() with one observation per unit and time gives every observation its own effect, which takes the
+    Gamma's variation: its CV runs towards 0 (here from a true 0.02), a boundary the optimiser cannot reach. A fit
+    that stops there unconverged says so, instead of restarting from other SDs (which end at the same place)."""
+    structure = covstruct.CompoundSymmetry(tuple(f"time{j}" for j in range(5)))
+    data = simulate_panel(structure, np.array([0.3, 0.3, 0.4, 0.5, 0.6, 0.5]), units=100, sigma=1e-9, seed=3)
+    data["y"] = np.exp(data["y"]) * np.random.default_rng(1).gamma(2500, 1 / 2500, len(data))
+    with pytest.warns(gt.fit.ConvergenceWarning, match=r"the dispersion ran towards 0 \(from .* to .*\)"):
+        fit = gt.glmm("y ~ x + cs(time + 0 | unit)", data, family=gt.families.Gamma(link="log"))
+    start, now = gt.fit.vanishing_dispersion(fit.objective, fit.psi)
+    assert not fit.converged and now < 1e-2 * start and fit.sigma == pytest.approx(now)
+    assert len(fit.objective.log) < 1000, "restarted from other SDs"
+    ar1 = covstruct.AutoRegressive(tuple(f"time{j}" for j in range(5)))
+    usual = gt.glmm("y ~ x + ar1(time + 0 | unit)", simulate_panel(ar1, np.array([0.6, 1.0]), units=80, sigma=0.3))
+    assert usual.converged and gt.fit.vanishing_dispersion(usual.objective, usual.psi) is None
