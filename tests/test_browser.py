@@ -142,6 +142,11 @@ async function inspect(page) {
     raw_roles: article ? (article.textContent.match(/\\{(glue|numref|doc|ref)[^}]*\\}`/g) || []).length : 0,
     captions: doc.querySelectorAll("article figure .caption-number").length,
     figure_links: doc.querySelectorAll('article a.reference.internal[href^="#fig-"]').length,
+    // The numbered figures (their ids), the figures the text links to, and the HTML tables in the outputs.
+    figure_ids: Array.from(doc.querySelectorAll("article figure[id]")).map(f => f.id),
+    figure_hrefs: Array.from(doc.querySelectorAll('article a.reference.internal[href^="#"]'))
+      .map(a => a.getAttribute("href").slice(1)),
+    html_tables: article ? article.querySelectorAll("div.cell_output table").length : 0,
   };
   frame.remove();
   return result;
@@ -426,3 +431,22 @@ def test_answer_chapters_resolve_their_numbers_and_number_their_figures(rendered
     assert r["captions"] == len(figures), f"{page}: {len(figures)} figures, {r['captions']} numbered captions"
     assert r["figure_links"] > 0, f"{page}: the text links to none of its figures"
     assert r["math_rendered"] > 0 and r["math_errors"] == 0, f"{page}: its math is not typeset"
+
+
+ZERO_INFLATION = "lessons/12_zero_inflated_counts.html"
+
+
+def test_the_zero_inflation_chapter(rendered):
+    """The chapter on zero-inflated counts: its equations are typeset; its five figures load, each numbered, sharp
+    enough (the test above) and linked from the text; every glue number and cross-reference resolved; its tables
+    (the data, the diagnostics as each model is added (three), the AICs, the ratios) are HTML tables, not text."""
+    assert ZERO_INFLATION in rendered, f"{ZERO_INFLATION} was not built"
+    r = rendered[ZERO_INFLATION]
+    assert r["mathjax"] == "typeset" and r["math_rendered"] >= max(r["math_sources"], 8) and not r["math_errors"]
+    figures = [img for img in r["images"] if img["in_article"]]
+    assert len(figures) == 5 and all(img["width"] > 0 for img in figures), figures
+    assert len(r["figure_ids"]) == 5, f"numbered figures: {r['figure_ids']}"
+    unlinked = set(r["figure_ids"]) - set(r["figure_hrefs"])
+    assert not unlinked, f"figures the text does not link to: {sorted(unlinked)}"
+    assert r["raw_roles"] == 0, f"{r['raw_roles']} glue or cross-reference roles left as text"
+    assert r["html_tables"] >= 6, f"{r['html_tables']} HTML tables"
