@@ -34,7 +34,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),$(NBVAL) lessons) || [ $$? -eq 5 ]
 
+# The lessons are executed first, on every core, into the cache that the build reads (_ext/execute_parallel.py).
 book: $(STAMP)
+	$(BIN)/python _ext/execute_parallel.py
 	$(BIN)/jupyter-book build . --all --warningiserror --keep-going
 
 # The homework (lessons/homework/, otter-grader): student notebooks and autograders into _build/homework/.
