@@ -128,6 +128,9 @@ class Family:
     #: ``phi ** (1 / disp_scale)``: so ``log phi = disp_scale * (X_d beta_d)``. 1 (log phi) for most
     #: families; 1/2 for the gaussian (log sigma^2), -1/2 for the Gamma (log shape = -2 log sigma).
     disp_scale: ClassVar[float] = 1.0
+    #: emmeans' name for a mean back-transformed to the response scale: ``prob`` for binomial-type
+    #: families, ``rate`` for the Poisson, ``response`` for the others
+    response_name: ClassVar[str] = "response"
 
     def __post_init__(self):
         link = links.get(self.default_link if self.link is None else self.link)
@@ -205,6 +208,12 @@ class Family:
         """The scale on which theta is measured relative to the linear predictor: 1, except for the
         gaussian with the identity link, where random effects are measured against sigma (``phi``)."""
         return 1.0
+
+    def phi_is_sd_of_eta(self) -> bool:
+        """Whether phi is a residual SD on the scale of eta (the gaussian with the identity link, and the
+        Gamma with the log link, whose phi is the CV: Var log y ~ phi^2), so that random effects can take
+        all of the residual variation (see ``fit._dispersion_floor``)."""
+        return False
 
     def dispersion_line(self, sigma: float) -> str | None:
         """The summary's dispersion line as glmmTMB 1.1.5 prints it (None for families without one):
@@ -319,6 +328,10 @@ class Gaussian(Family):
         """sigma for the identity link (the random effects are on the scale of y), else 1."""
         return float(np.mean(phi)) if self.link.name == "identity" else 1.0
 
+    def phi_is_sd_of_eta(self) -> bool:
+        """sigma is the residual SD of eta = mu for the identity link."""
+        return self.link.name == "identity"
+
     def loglik(self, y, mu, phi, n=1):
         """``-log(2 pi)/2 - log(phi) - (y - mu)^2 / (2 phi^2)``."""
         z = (_as_float(y) - mu) / phi
@@ -395,6 +408,7 @@ class Binomial(Family):
     """
 
     name: ClassVar[str] = "binomial"
+    response_name: ClassVar[str] = "prob"
     support: ClassVar[str] = "{0, 1, ..., n}"
     mean: ClassVar[str] = "n mu"
     variance_text: ClassVar[str] = "n mu(1 - mu)"
@@ -487,6 +501,7 @@ class Poisson(Family):
     """
 
     name: ClassVar[str] = "poisson"
+    response_name: ClassVar[str] = "rate"
     support: ClassVar[str] = "{0, 1, 2, ...}"
     variance_text: ClassVar[str] = "mu"
     canonical_link: ClassVar[str] = "log"
@@ -559,6 +574,10 @@ class Gamma(Family):
     sigma_meaning: ClassVar[str] = "sigma = 1/sqrt(shape), the coefficient of variation"
     classic_dispersion: ClassVar[bool] = True
     disp_scale: ClassVar[float] = -0.5          # dispformula: log(shape) = -2 log(sigma)
+
+    def phi_is_sd_of_eta(self) -> bool:
+        """With the log link, phi (the CV) is about the SD of log y around eta."""
+        return self.link.name == "log"
 
     def loglik(self, y, mu, phi, n=1):
         """``(k - 1) log(y) - y/s - lgamma(k) - k log(s)`` with ``k = 1/phi^2``, ``s = mu phi^2``."""
@@ -883,6 +902,7 @@ class BetaBinomial(Family):
     """
 
     name: ClassVar[str] = "betabinomial"
+    response_name: ClassVar[str] = "prob"
     support: ClassVar[str] = "{0, 1, ..., n}"
     mean: ClassVar[str] = "n mu"
     variance_text: ClassVar[str] = "n mu(1 - mu)(n + phi)/(1 + phi)"

@@ -507,7 +507,7 @@ def _dispersion_floor(objective: Objective, psi: np.ndarray, psi0: np.ndarray) -
     start (the GLM's, all the variation), log phi is held at that limit, a bound like an SD's bound at 0."""
     design, layout = objective.design, objective.layout
     family = design.family
-    usable = ((family.name, family.link.name) in (("gaussian", "identity"), ("Gamma", "log"))
+    usable = (family.phi_is_sd_of_eta()
               and layout.has("disp") and design.X_disp.shape[1] == 1 and np.all(design.X_disp == 1)
               and np.isneginf(layout.lower()[layout.where("disp")]).all() and design.q > 0)
     if not usable:

@@ -168,8 +168,7 @@ class EmmGrid(_LinearFunctions):
         (binomial), ``rate`` (Poisson) or ``response``."""
         if not self.back_transformed:
             return "emmean"
-        name = self.fit.family.name
-        return "prob" if "binomial" in name else "rate" if "poisson" in name else "response"
+        return self.fit.family.response_name
 
     @property
     def table(self) -> pd.DataFrame:

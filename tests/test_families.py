@@ -497,3 +497,18 @@ def test_table():
                                      "betabinomial"]
     assert list(table["default link"]) == list(DEFAULTS.values())
     assert table.notna().all().all()
+
+
+def test_families_declare_what_emmeans_calls_a_back_transformed_mean():
+    """emmeans names the response-scale column prob for binomial-type families, rate for the Poisson."""
+    names = {name: families.get(name).response_name for name in families.FAMILIES}
+    assert names["binomial"] == names["betabinomial"] == "prob"
+    assert names["poisson"] == "rate"
+    assert {names[n] for n in ("gaussian", "Gamma", "nbinom1", "nbinom2", "beta")} == {"response"}
+
+
+def test_phi_is_a_residual_sd_of_eta_only_for_the_gaussian_identity_and_the_gamma_log():
+    """The dispersion floor of fit.py applies where phi is a residual SD on the scale of eta."""
+    on_eta_scale = {(name, link) for name, family in families.FAMILIES.items() for link in family.allowed_links
+                    if families.get(name).__class__(link=link).phi_is_sd_of_eta()}
+    assert on_eta_scale == {("gaussian", "identity"), ("Gamma", "log")}
