@@ -226,7 +226,7 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=
     design = build(formula, data, family, weights, ziformula, dispformula)
     _check_nagq(design, nagq, reml)
     objective = Objective(design, reml, nagq)
-    if design.q == 0 and not reml and not design.zero_inflated and design.disp_formula is None:   # a GLM: IRLS
+    if _is_glm(design, reml):
         return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
@@ -271,10 +271,18 @@ def refit(fit, y, standard_errors: bool = True):
     design.family.check_response(y, design.n, name=design.response_name)
     objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq,
                           warm_start=fit.optimum.v.copy(), layout=fit.objective.layout)
-    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore",
-                                                                   divide="ignore"):
-        optimum = _optimise(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
+    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        optimum = None
+        if _is_glm(design, fit.objective.reml):        # IRLS, from the fit's estimates
+            optimum = _fit_glm(objective, {"beta": fit.beta, "sigma": fit.sigma}, verbose=False)
+        if optimum is None or not optimum.converged:
+            optimum = _optimise(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
         return finish(objective, optimum, fit.data, covariance=standard_errors)
+
+
+def _is_glm(design: Design, reml: bool) -> bool:
+    """A model without random effects, zero inflation or dispersion formula, fitted by ML: IRLS fits it."""
+    return design.q == 0 and not reml and not design.zero_inflated and design.disp_formula is None
 
 
 def _rows_used(data, design: Design, weights):
@@ -435,10 +443,12 @@ def _beta_start(design: Design, phi: float, log: list | None = None) -> np.ndarr
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
     root_w = np.sqrt(design.weights)
+    targets = np.column_stack([family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))])
     candidates = []
-    for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
-        with np.errstate(all="ignore"):
-            beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
+    with np.errstate(all="ignore"):       # both least-squares fits from one factorisation of X
+        fitted = np.linalg.lstsq(root_w[:, None] * design.X, root_w[:, None] * (targets - design.offset[:, None]),
+                                 rcond=None)[0]
+        for beta0 in fitted.T:
             mu = family.link.inverse(design.X @ beta0 + design.offset)
             if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
                 candidates.append(beta0)

@@ -121,8 +121,8 @@ def _newton(design: Design, beta: np.ndarray, phi: float, log: list, steps: int 
     psi = np.append(beta, np.log(phi)) if design.family.has_phi else beta.copy()
     unpack = (lambda v: (v[:p], float(np.exp(v[p])))) if design.family.has_phi else (lambda v: (v, phi))
     value = loglik(design, *unpack(psi))
+    I = information(design, *unpack(psi))              # at psi: the information the SEs need, kept
     for _ in range(steps):
-        I = information(design, *unpack(psi))
         try:
             step = np.linalg.solve(I, score(design, *unpack(psi)))
         except np.linalg.LinAlgError:
@@ -132,10 +132,11 @@ def _newton(design: Design, beta: np.ndarray, phi: float, log: list, steps: int 
             break
         psi, value = psi + step, new
         log.append((*unpack(psi.copy()), value))
+        I = information(design, *unpack(psi))
         if np.max(np.abs(step)) < 1e-8:
             break
     beta, phi = unpack(psi)
-    return beta, phi, information(design, beta, phi)
+    return beta, phi, I
 
 
 def _constant(phi) -> float:
