@@ -131,9 +131,15 @@ def write_readme(result: pd.DataFrame, refits: pd.DataFrame, r_timings: dict, ra
              "same 100 simulated responses in both languages, each loop timed once. The ratio uses glmmteach with "
              "standard errors, as both R engines compute them.", "",
              markdown(refits), "<!-- end of benchmark table -->"]
+    write_section(lines)
+
+
+def write_section(lines: list[str]) -> None:
+    """Put ``lines`` into benchmarks/README.md in place of the section between the same first and last
+    lines (its markers), or at the end if the README has no such section yet."""
     readme = HERE / "README.md"
     text = readme.read_text() if readme.exists() else "# Benchmarks\n\n"
-    start, end = "<!-- benchmark table: written by benchmarks/run.py -->", "<!-- end of benchmark table -->"
+    start, end = lines[0], lines[-1]
     if start in text:
         text = text[:text.index(start)] + "\n".join(lines) + text[text.index(end) + len(end):]
     else:

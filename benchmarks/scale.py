@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from run import markdown   # benchmarks/run.py: the same Markdown table writer
+from run import markdown, write_section   # benchmarks/run.py: the same Markdown table and README writers
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks"
@@ -148,13 +148,7 @@ def write_readme(result: pd.DataFrame, load: tuple) -> None:
              "fitting process's peak resident memory, data and libraries included. The fish GLM row is the median of "
              "21 fits, chem97 of 3, the others one fit each.", "", markdown(result), "",
              "Cost growth (the `growth_*` rows): ![fit time against rows](scaling.svg)", end]
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    if start in text:
-        text = text[:text.index(start)] + "\n".join(lines) + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + "\n".join(lines) + "\n"
-    readme.write_text(text)
+    write_section(lines)
 
 
 def main() -> None:

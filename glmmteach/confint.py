@@ -18,6 +18,7 @@ Three methods, as glmmTMB's ``confint`` and lme4's ``confint(method = "boot")``:
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -27,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from . import numdiff
 from .covstruct import Correlated
+from .parallel import map_seeds
 from .problems import ConvergenceWarning
 
 
@@ -248,38 +250,45 @@ def _select(fit, parm) -> list[str]:
 
 
 # ---- parametric bootstrap ------------------------------------------------------------------------
-def bootstrap_estimates(fit, nsim: int = 200, seed=None) -> pd.DataFrame:
+def bootstrap_estimates(fit, nsim: int = 200, seed=None, n_jobs: int = 1) -> pd.DataFrame:
     """The fixed effects, SDs and correlations refitted to ``nsim`` responses simulated from ``fit``
     (new random effects each time, as glmmTMB's ``simulate``), one row per simulation. Refits that do not
-    converge are dropped, with a warning saying how many."""
-    rng = np.random.default_rng(seed)
+    converge are dropped, with a warning saying how many.
+
+    Simulation b draws from its own seed, the b-th of ``nsim`` seeds drawn from ``seed`` (a number, a
+    ``numpy.random.Generator`` or None), so the estimates are the same for any ``n_jobs`` (processes for
+    the refits, -1 for every core: :func:`glmmteach.parallel.map_seeds`)."""
     names = list(fit.fixef.index) + [name for name, *_ in variance_parameters(fit)]
-    rows, failed = [], 0
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for _ in range(nsim):
-            y = fit.simulate(1, seed=rng)["sim_1"].to_numpy()
-            refit = fit.refit(y, standard_errors=False)
-            if not refit.converged:
-                failed += 1
-                continue
-            rows.append(np.concatenate([refit.beta, _sd_and_corr(fit, refit.theta)]))
-    if failed:
-        warnings.warn(f"{failed} of {nsim} bootstrap refits did not converge and were left out",
+    seeds = [int(s) for s in np.random.default_rng(seed).integers(0, 2**63 - 1, size=nsim)]
+    rows = [row for row in map_seeds(functools.partial(_bootstrap_replicate, fit), seeds, n_jobs)
+            if row is not None]
+    if len(rows) < nsim:
+        warnings.warn(f"{nsim - len(rows)} of {nsim} bootstrap refits did not converge and were left out",
                       ConvergenceWarning, stacklevel=3)
     return pd.DataFrame(rows, columns=names)
 
 
-def bootstrap(fit, parm=None, level: float = 0.95, nsim: int = 200, seed=None) -> pd.DataFrame:
+def _bootstrap_replicate(fit, seed: int) -> np.ndarray | None:
+    """One row of :func:`bootstrap_estimates`: simulate from ``seed``, refit, (beta, SDs, correlations);
+    None if the refit does not converge."""
+    y = fit.simulate(1, seed=seed)["sim_1"].to_numpy()
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        refit = fit.refit(y, standard_errors=False)
+    return np.concatenate([refit.beta, _sd_and_corr(fit, refit.theta)]) if refit.converged else None
+
+
+def bootstrap(fit, parm=None, level: float = 0.95, nsim: int = 200, seed=None, n_jobs: int = 1) -> pd.DataFrame:
     """Percentile intervals from :func:`bootstrap_estimates` (lme4's ``confint(method = "boot")``)."""
     names = _select(fit, parm)
-    estimates = bootstrap_estimates(fit, nsim, seed)[names]
+    estimates = bootstrap_estimates(fit, nsim, seed, n_jobs)[names]
     tail = (1 - level) / 2
     rows = {name: tuple(np.quantile(estimates[name], [tail, 1 - tail])) for name in names}
     return _interval_table(rows, level)
 
 
-def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int = 200, seed=None) -> pd.DataFrame:
+def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int = 200, seed=None,
+            n_jobs: int = 1) -> pd.DataFrame:
     """Confidence intervals for the fixed effects and the random-effect SDs and correlations.
 
     Parameters
@@ -293,6 +302,9 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int
         ``"wald"``, ``"profile"`` or ``"boot"`` (see the module's description).
     nsim, seed : int
         The number of bootstrap refits and their seed (``"boot"`` only).
+    n_jobs : int
+        Processes for the bootstrap refits (``"boot"`` only; -1 for every core); the intervals are the
+        same for any ``n_jobs``.
 
     Returns
     -------
@@ -306,5 +318,5 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int
     if method == "profile":
         return profile(fit, parm, level)
     if method == "boot":
-        return bootstrap(fit, parm, level, nsim, seed)
+        return bootstrap(fit, parm, level, nsim, seed, n_jobs)
     raise ValueError(f"method must be 'wald', 'profile' or 'boot'; got {method!r}")

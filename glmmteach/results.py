@@ -550,15 +550,15 @@ class GlmmFit:
                             ).set_index("iteration")
 
     def confint(self, parm=None, level: float = 0.95, method: str = "wald", nsim: int = 200,
-                seed=None) -> pd.DataFrame:
+                seed=None, n_jobs: int = 1) -> pd.DataFrame:
         """Confidence intervals for the fixed effects and the random-effect SDs and correlations, as
-        glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"``; see
-        :func:`glmmteach.confint.confint`.
+        glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"`` (its refits on ``n_jobs``
+        processes); see :func:`glmmteach.confint.confint`.
 
         R: ``confint(m)``, ``confint(m, method = "profile")`` (glmmTMB), ``confint(m, method = "boot")`` (lme4)
         """
         from .confint import confint
-        return confint(self, parm, level, method, nsim, seed)
+        return confint(self, parm, level, method, nsim, seed, n_jobs)
 
     def summary(self) -> "Summary":
         """The fit printed as glmmTMB prints ``summary(fit)``: the likelihood block, the variance

@@ -113,3 +113,14 @@ def test_bootstrap_is_seeded_and_spreads_like_the_standard_errors(fits):
     table = fit.confint(method="boot", nsim=20, seed=7)
     np.testing.assert_allclose(table, fit.confint(method="boot", nsim=20, seed=7))
     assert (table["2.5 %"] <= table["97.5 %"]).all()
+
+
+def test_bootstrap_gives_the_same_estimates_on_two_processes(fits):
+    """Each refit draws from its own seed, so the work can be split between processes."""
+    from glmmteach.confint import bootstrap_estimates
+    fit = fits["crowder_ml"]
+    one = bootstrap_estimates(fit, nsim=8, seed=11)
+    two = bootstrap_estimates(fit, nsim=8, seed=11, n_jobs=2)
+    np.testing.assert_array_equal(one.to_numpy(), two.to_numpy())
+    table = fit.confint(method="boot", nsim=8, seed=11, n_jobs=2)
+    np.testing.assert_array_equal(table, fit.confint(method="boot", nsim=8, seed=11))
