@@ -444,16 +444,24 @@ class Contrasts(_LinearFunctions):
         return notes
 
     def notes(self) -> list[str]:
-        notes = self.link_notes()
-        n_means, n_tests = self.family_sizes()
-        if self.adjust == "tukey" and n_means >= 3:
-            notes.append(f"P value adjustment: tukey method for comparing a family of {n_means} estimates")
-        elif self.adjust not in ("none", "tukey") and n_tests > 1:
-            notes.append(f"P value adjustment: {self.adjust} method for {n_tests} tests")
+        notes = self.link_notes() + self.adjustment_note(self.adjust, "P value", "tests")
         if self.ratio_name:
-            notes.append("Tests are performed on the " + ("log odds ratio" if self.ratio_name == "odds.ratio"
-                                                           else "log") + " scale")
+            notes.append(f"Tests are performed on the {self.ratio_scale()} scale")
         return notes
+
+    def adjustment_note(self, adjust: str, what: str, units: str) -> list[str]:
+        """emmeans' line on the multiplicity adjustment, if any: ``"{what} adjustment: tukey method for
+        comparing a family of k estimates"`` (k means), or ``"... {adjust} method for m {units}"``."""
+        n_means, n_tests = self.family_sizes()
+        if adjust == "tukey" and n_means >= 3:
+            return [f"{what} adjustment: tukey method for comparing a family of {n_means} estimates"]
+        if adjust not in ("none", "tukey") and n_tests > 1:
+            return [f"{what} adjustment: {adjust} method for {n_tests} {units}"]
+        return []
+
+    def ratio_scale(self) -> str:
+        """The scale on which ratios are tested and their intervals made: ``log odds ratio`` or ``log``."""
+        return "log odds ratio" if self.ratio_name == "odds.ratio" else "log"
 
 
 class ContrastIntervals:
@@ -490,15 +498,10 @@ class ContrastIntervals:
 
     def notes(self) -> list[str]:
         c = self.contrasts
-        notes = c.link_notes() + [f"Confidence level used: {self.level:g}"]
-        n_means, n_tests = c.family_sizes()
-        if self.adjust == "tukey" and n_means >= 3:
-            notes.append(f"Conf-level adjustment: tukey method for comparing a family of {n_means} estimates")
-        elif self.adjust not in ("none", "tukey") and n_tests > 1:
-            notes.append(f"Conf-level adjustment: {self.adjust} method for {n_tests} estimates")
+        notes = (c.link_notes() + [f"Confidence level used: {self.level:g}"]
+                 + c.adjustment_note(self.adjust, "Conf-level", "estimates"))
         if c.ratio_name:
-            scale = "log odds ratio" if c.ratio_name == "odds.ratio" else "log"
-            notes.append(f"Intervals are back-transformed from the {scale} scale")
+            notes.append(f"Intervals are back-transformed from the {c.ratio_scale()} scale")
         return notes
 
     def __repr__(self) -> str:

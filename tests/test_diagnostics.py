@@ -323,17 +323,22 @@ def _pvalue_among(null, observed):
     return min(1.0, 2 * min(greater, less))
 
 
-def test_bootstrap_leaves_out_failed_refits_and_says_how_many(crowder, monkeypatch):
+def _make_refits_fail(monkeypatch, fit, every: int, error: Exception) -> None:
+    """Make every ``every``-th refit of ``fit``'s class raise ``error``."""
     calls = {"n": 0}
-    refit = type(crowder).refit
+    refit = type(fit).refit
 
-    def failing_every_third(fit, y, standard_errors=True):
+    def failing(fit, y, standard_errors=True):
         calls["n"] += 1
-        if calls["n"] % 3 == 0:
-            raise ValueError("no optimum")
+        if calls["n"] % every == 0:
+            raise error
         return refit(fit, y, standard_errors)
 
-    monkeypatch.setattr(type(crowder), "refit", failing_every_third)
+    monkeypatch.setattr(type(fit), "refit", failing)
+
+
+def test_bootstrap_leaves_out_failed_refits_and_says_how_many(crowder, monkeypatch):
+    _make_refits_fail(monkeypatch, crowder, 3, ValueError("no optimum"))
     res = simulate_residuals(crowder, n=50, seed=8)
     with pytest.warns(RuntimeWarning, match="3 of 9 refits in the parametric bootstrap did not converge"):
         result = test_uniformity(res, n_boot=9)
@@ -450,16 +455,7 @@ def test_pearson_bootstrap_gives_the_same_values_on_any_number_of_processes(crow
 
 
 def test_pearson_bootstrap_leaves_out_failed_refits_and_says_how_many(crowder, monkeypatch):
-    calls = {"n": 0}
-    refit = type(crowder).refit
-
-    def failing_every_other(fit, y, standard_errors=True):
-        calls["n"] += 1
-        if calls["n"] % 2 == 0:
-            raise np.linalg.LinAlgError("singular")
-        return refit(fit, y, standard_errors)
-
-    monkeypatch.setattr(type(crowder), "refit", failing_every_other)
+    _make_refits_fail(monkeypatch, crowder, 2, np.linalg.LinAlgError("singular"))
     with pytest.warns(RuntimeWarning, match="2 of 4 refits in the parametric bootstrap did not converge"):
         result = test_pearson_dispersion(crowder, n_boot=4)
     assert "with 2 refits" in result.method and np.isnan(result.details["null_chisq"]).sum() == 2

@@ -15,15 +15,7 @@
 suppressMessages({library(glmmTMB); library(lme4); library(jsonlite)})
 out <- "tests/reference"
 
-summary_lines <- function(m) capture.output(print(summary(m)))
-
-vc_list <- function(vc) {
-  lapply(names(vc), function(g) {
-    s <- attr(vc[[g]], "stddev"); cm <- attr(vc[[g]], "correlation")
-    list(group = g, terms = I(names(s)), sd = I(unname(s)),
-         corr = I(if (length(s) > 1) unname(cm[upper.tri(cm)]) else numeric(0)))
-  })
-}
+source("tests/reference/common.R")   # summary_lines(), vc_list()
 
 save <- function(x) {
   if (!isTRUE(x$converged) || !isTRUE(x$pdHess)) stop(x$case, ": converged ", x$converged, ", pdHess ", x$pdHess)

@@ -21,15 +21,7 @@
 suppressMessages({library(glmmTMB); library(jsonlite)})
 out <- "tests/reference"
 
-summary_lines <- function(m) capture.output(print(summary(m)))
-
-vc_list <- function(vc) {
-  lapply(names(vc), function(g) {
-    s <- attr(vc[[g]], "stddev"); cm <- attr(vc[[g]], "correlation")
-    list(group = g, terms = I(names(s)), sd = I(unname(s)),
-         corr = I(if (length(s) > 1) unname(cm[upper.tri(cm)]) else numeric(0)))
-  })
-}
+source("tests/reference/common.R")   # summary_lines(), vc_list()
 
 # sigma() of each observation from glmmTMB's dispersion linear predictor eta_d (see the header)
 sigma_of <- function(family, eta_d) switch(family, gaussian = sqrt(exp(eta_d)), Gamma = 1 / sqrt(exp(eta_d)), exp(eta_d))
