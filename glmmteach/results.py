@@ -350,7 +350,9 @@ class GlmmFit:
         rows = self.nobs if newdata is None else len(newdata)
         if not self.design.zero_inflated:
             return np.full(rows, -np.inf)
-        X_zi = self.design.X_zi if newdata is None else self.design.new_X_zi(self.design.check_newdata(newdata, True))
+        if newdata is None:
+            return self.design.X_zi @ self.beta_zi
+        X_zi = self.design.new_X_zi(self._conform(self.design.check_newdata(newdata, True)))
         return X_zi @ self.beta_zi
 
     def _new_matrices(self, newdata: pd.DataFrame, population: bool):

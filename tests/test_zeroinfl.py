@@ -307,6 +307,22 @@ def test_zero_inflated_glm_without_random_effects():
     np.testing.assert_allclose(fit.se_zi, list(ref["se_zi"].values()), rtol=0.01)
 
 
+
+def test_new_data_codes_the_zero_inflation_factors_as_the_fit_did():
+    """A factor of the ziformula in newdata is matched to the fit's levels by label, whatever its type or the
+    order of its categories (as the conditional part's factors are)."""
+    data = egg_counts()
+    fit = gt.glmm("fec ~ tx + lact", data, family="poisson", ziformula="~ lact")
+    rows = [0, 5, 50, 100]
+    expected = fit.predict(type="zprob")[rows]
+    reversed_levels = data.iloc[rows].assign(lact=pd.Categorical(data["lact"].iloc[rows].astype(int),
+                                                                 categories=[1, 0]))
+    as_text = data.iloc[rows].assign(lact=data["lact"].iloc[rows].astype(str).to_numpy())
+    for new in (reversed_levels, as_text):
+        np.testing.assert_allclose(fit.predict(new, type="zprob"), expected)
+        np.testing.assert_allclose(fit.predict(new, type="response"), fit.predict(type="response")[rows])
+
+
 # ---- clear errors -----------------------------------------------------------------------------------------------------
 def test_clear_errors():
     data, fish = small_zip(), gt.datasets.load("fish_vaccines")
