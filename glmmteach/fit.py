@@ -443,12 +443,10 @@ def _beta_start(design: Design, phi: float, log: list | None = None) -> np.ndarr
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
     root_w = np.sqrt(design.weights)
-    targets = np.column_stack([family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))])
     candidates = []
-    with np.errstate(all="ignore"):       # both least-squares fits from one factorisation of X
-        fitted = np.linalg.lstsq(root_w[:, None] * design.X, root_w[:, None] * (targets - design.offset[:, None]),
-                                 rcond=None)[0]
-        for beta0 in fitted.T:
+    for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
+        with np.errstate(all="ignore"):
+            beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
             mu = family.link.inverse(design.X @ beta0 + design.offset)
             if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
                 candidates.append(beta0)
