@@ -8,7 +8,7 @@ Examples
 --------
 >>> import glmmteach as gt
 >>> gt.datasets.names()
-['beall_webworms', 'crowder_seeds', 'fecal_egg_counts', 'fish_vaccines', 'mcconway_turnip']
+['beall_webworms', 'crowder_seeds', 'diggle_cow', 'fecal_egg_counts', 'fish_vaccines', 'mcconway_turnip']
 >>> seeds = gt.datasets.load("crowder_seeds")
 >>> seeds["gen"].cat.categories.tolist()
 ['O73', 'O75']

@@ -15,7 +15,8 @@ import pytest
 import glmmteach as gt
 
 REPO = Path(__file__).resolve().parent.parent
-COURSE_DATA = ["beall_webworms", "crowder_seeds", "fecal_egg_counts", "fish_vaccines", "mcconway_turnip"]
+COURSE_DATA = ["beall_webworms", "crowder_seeds", "diggle_cow", "fecal_egg_counts", "fish_vaccines",
+               "mcconway_turnip"]
 
 
 def test_names_lists_the_course_data_sorted():
@@ -30,6 +31,7 @@ def test_names_lists_the_course_data_sorted():
         ("beall_webworms", (1300, 7)),
         ("mcconway_turnip", (64, 5)),
         ("fecal_egg_counts", (191, 9)),
+        ("diggle_cow", (597, 5)),
     ],
 )
 def test_load_gives_the_whole_file_with_no_missing_values(name, shape):
@@ -72,6 +74,24 @@ def test_fish_vaccines_quoted_numbers_stay_numeric():
     assert sorted(fish["vaccine"].unique()) == [1, 2, 3, 4]
     assert fish["fish"].nunique() == 400
     assert (fish.groupby("fish")["jaw"].nunique() == 1).all()
+
+
+def test_diggle_cow_is_the_agridat_file_less_its_missing_weight():
+    """26 animals in a 2 x 2 of iron by infection, each weighed on the same 23 days; the source's one NA
+    (A04 on day 445) is the only weighing left out."""
+    cows = gt.datasets.load("diggle_cow")
+    assert cows["animal"].nunique() == 26 and cows["day"].nunique() == 23
+    assert cows["weight"].dtype.kind == "i" and cows["day"].dtype.kind == "i"
+    assert list(cows["iron"].cat.categories) == ["Iron", "NoIron"]
+    assert list(cows["infect"].cat.categories) == ["Infected", "NonInfected"]
+    per_animal = cows.groupby("animal", observed=True)
+    assert (per_animal[["iron", "infect"]].nunique() == 1).all().all(), "treatment constant within animal"
+    counts = per_animal.size()
+    assert counts.drop("A04").eq(23).all() and counts["A04"] == 22
+    assert 445 not in cows.loc[cows["animal"] == "A04", "day"].to_list()
+    groups = per_animal[["iron", "infect"]].first().value_counts()
+    assert groups[("Iron", "Infected")] == 10 and groups[("Iron", "NonInfected")] == 3
+    assert groups[("NoIron", "Infected")] == 9 and groups[("NoIron", "NonInfected")] == 4
 
 
 def test_load_returns_a_fresh_copy():
