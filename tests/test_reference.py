@@ -26,6 +26,10 @@ def lesson_data(name):
         data["day"] = pd.Categorical(data.day)
     if name == "fecal_egg_counts":
         data = data.assign(tx=pd.Categorical(data.tx))
+    if name == "diggle_cow":        # homework 5c: every second weighing (12 days), the days a factor in time order
+        days = np.sort(data.day.unique())[::2]
+        data = data[data.day.isin(days)].reset_index(drop=True)
+        data = data.assign(day_f=pd.Categorical(data.day), t=(data.day - 122) / 365.25)
     return data
 
 
@@ -65,6 +69,15 @@ LESSON = {
                                       "betabinomial", False, 1),
     "eggs_nbinom1_herd_ml": ("fec ~ tx + (1 | province:herd)", "fecal_egg_counts", "nbinom1", False, 1),
     "eggs_nbinom1_herd_reml": ("fec ~ tx + (1 | province:herd)", "fecal_egg_counts", "nbinom1", True, 1),
+    # homework 5c, the cattle weighed 23 times (tests/reference/make_cow_reference.R)
+    "cow_gamma_animal_ml": ("weight ~ iron * infect * day_f + (1 | animal)", "diggle_cow",
+                            gt.families.Gamma(link="log"), False, 1),
+    "cow_gamma_ar1_ml": ("weight ~ iron * infect * day_f + ar1(day_f + 0 | animal)", "diggle_cow",
+                         gt.families.Gamma(link="log"), False, 1),
+    "cow_gamma_slope_ml": ("weight ~ iron * infect * day_f + (1 + t | animal)", "diggle_cow",
+                           gt.families.Gamma(link="log"), False, 1),
+    "cow_gaussian_animal_ml": ("weight ~ iron * infect * day_f + (1 | animal)", "diggle_cow", "gaussian", False, 1),
+    "cow_log_animal_ml": ("log(weight) ~ iron * infect * day_f + (1 | animal)", "diggle_cow", "gaussian", False, 1),
 }
 
 # glmmTMB reports false convergence on these: the residual variance runs to 0 (a cs effect for every observation
@@ -359,6 +372,35 @@ def test_emmeans_on_covariance_structures(case, fits):
     emm = gt.emmeans(fit, "vaccine", by="day", type="link" if ref["family"] == "gaussian" else "response")
     assert_matches(emm.table, ref["emmeans_by_day"])
     assert_matches(emm.pairs().table, ref["pairs_by_day"])
+
+
+COW_CASES = ["cow_gamma_animal_ml", "cow_gamma_ar1_ml", "cow_gamma_slope_ml"]
+
+
+@pytest.mark.parametrize("case", COW_CASES)
+def test_emmeans_of_the_cattle_at_the_last_weighing_and_over_all_days(case, fits):
+    """Homework 5c: the four iron x infect means at day 781 and averaged over the 12 days, on the response scale,
+    and their Tukey-adjusted ratios, against emmeans 1.8.4 on the glmmTMB fit of each correlation structure."""
+    from test_inference import assert_matches
+    ref, fit = fitted(case, fits)
+    last = gt.emmeans(fit, ["iron", "infect"], at={"day_f": "781"}, type="response")
+    assert_matches(last.table, ref["emmeans_last"])
+    assert_matches(last.pairs().table, ref["pairs_last"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # emmeans' note that day_f interacts with the treatments
+        over_days = gt.emmeans(fit, ["iron", "infect"], type="response")
+    assert_matches(over_days.table, ref["emmeans_mean"])
+    assert_matches(over_days.pairs().table, ref["pairs_mean"])
+
+
+def test_the_cattle_families_compare_on_the_weights_scale(fits):
+    """Homework 5c's choice of family: the Gamma(log), gaussian and log-normal fits of (1 | animal), their
+    log-likelihoods of the weights (the log-normal's with its Jacobian) as glmmTMB's."""
+    weights = lesson_data("diggle_cow")["weight"].to_numpy(float)
+    for case in ["cow_gamma_animal_ml", "cow_gaussian_animal_ml", "cow_log_animal_ml"]:
+        ref, fit = fitted(case, fits)
+        jacobian = -np.log(weights).sum() if case == "cow_log_animal_ml" else 0.0
+        assert fit.loglik + jacobian == pytest.approx(ref["loglik_weight_scale"], abs=1e-3)
 
 
 # ---- zero inflation (tests/reference/make_zi_reference.R) ---------------------------------------------------------
