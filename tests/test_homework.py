@@ -12,10 +12,12 @@ import re
 import subprocess
 import sys
 import types
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 HOMEWORK = Path(__file__).resolve().parents[1] / "lessons" / "homework"
@@ -32,8 +34,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Traits should be given as instan
 CHECK_CELL = re.compile(r'^grader\.check\("(\w+)"\)', re.MULTILINE)
 
 
-def test_there_are_two_assignments_at_least():
-    assert {"webworms", "turnips"} <= set(ASSIGNMENTS)
+def test_there_are_three_assignments_at_least():
+    assert {"webworms", "turnips", "cows"} <= set(ASSIGNMENTS)
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------
@@ -293,3 +295,101 @@ def test_checks_say_what_is_wrong_with_a_turnip_family(built):
     assert "the link is 'inverse'" in _failure(built, "turnips", "q2", turnip_fit=inverse)
     by_genotype = turnips.groupby("gen", observed=True)["yld"].agg(["mean", "std"])
     assert "(16 rows); it has 2" in _failure(built, "turnips", "q1", cell_stats=by_genotype)
+
+
+# ---- homework 5c: the cattle ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cattle():
+    import glmmteach as gt
+    return gt.datasets.load("diggle_cow")
+
+
+@pytest.fixture(scope="module")
+def cows(cattle):
+    """The weighings the assignment models: every second day, with its factor, its time and log residuals."""
+    import pandas as pd
+    import glmmteach as gt
+
+    data = cattle[cattle["day"].isin(np.sort(cattle["day"].unique())[::2])].reset_index(drop=True)
+    data["day_f"] = pd.Categorical(data["day"])
+    data["t"] = (data["day"] - 122) / 365.25
+    independent = gt.glmm("weight ~ iron * infect * day_f", data=data, family=gt.families.Gamma(link="log"))
+    data["log_residual"] = np.log(data["weight"]) - independent.predict()
+    return data
+
+
+def _check_says(built, name, question, check, **env):
+    """The message of one named check of a question for an answer, or None when it passes."""
+    from otter.test_files.exception_test import test_case
+
+    source = nbformat.read(hw.student_notebook(name, built), as_version=4).metadata["otter"]["tests"][question]
+    namespace = {}
+    exec(compile(source, f"{name}/{question}", "exec"), namespace)
+    assert isinstance(namespace.get(check), test_case), f"{question} has no check {check}"
+    try:
+        namespace[check].call_func(env)
+    except AssertionError as error:
+        return str(error)
+    return None
+
+
+def _cow_fit(cows, random, **options):
+    import glmmteach as gt
+    return gt.glmm(f"weight ~ iron * infect * day_f + {random}", data=cows, family=gt.families.Gamma(link="log"),
+                   **options)
+
+
+def test_checks_say_what_is_wrong_with_the_design(built, cattle):
+    def says(**changes):
+        design = dict(unit="animal", n_units=26, n_days=23,
+                      group_sizes=cattle.groupby(["iron", "infect"], observed=True)["animal"].nunique())
+        return _failure(built, "cows", "q1", **design | changes)
+
+    assert says() is None
+    assert "no treatment was given to a day" in says(unit="day")
+    assert "iron is a treatment factor" in says(unit="iron")
+    assert "597 is the number of rows" in says(n_units=597)
+    assert "numbers of weighings (rows)" in says(group_sizes=cattle.groupby(["iron", "infect"], observed=True).size())
+    assert "Group by iron and infect together" in says(
+        group_sizes=cattle.groupby("iron", observed=True)["animal"].nunique())
+    assert "number of different days" in says(n_days=12)
+
+
+@pytest.mark.filterwarnings("ignore:singular fit")     # (1 | day_f): the days are fixed effects already
+def test_checks_say_what_is_wrong_with_a_first_cow_model(built, cows):
+    assert _failure(built, "cows", "q2", animal_fit=_cow_fit(cows, "(1 | animal)")) is None
+    by_day = _cow_fit(cows, "(1 | day_f)")
+    assert "belong to the experimental units" in _failure(built, "cows", "q2", animal_fit=by_day)
+    reml = _cow_fit(cows, "(1 | animal)", reml=True)
+    assert "must be fitted by ML" in _failure(built, "cows", "q2", animal_fit=reml)
+    assert "Not yet: fill in animal_formula" in _failure(built, "cows", "q2", animal_fit=None)
+
+
+def test_checks_say_what_is_wrong_with_the_observed_correlations(built, cows):
+    def says(observed_corr):
+        return _check_says(built, "cows", "q4", "test_observed_corr", observed_corr=observed_corr, cows=cows)
+
+    wide = cows.pivot(index="animal", columns="day", values="log_residual")
+    assert says(wide.corr()) is None
+    assert "correlations between animals" in says(wide.T.corr())
+    assert "not covariances" in says(wide.cov())
+    assert "Use the column log_residual" in says(cows.pivot(index="animal", columns="day", values="weight").corr())
+
+
+def test_checks_say_what_is_wrong_with_the_treatment_means(built, cows):
+    import glmmteach as gt
+
+    fits = {"intercept": _cow_fit(cows, "(1 | animal)")}
+    fit = fits["intercept"]
+
+    def says(means):
+        return _check_says(built, "cows", "q5", "test_last_means", last_means={"intercept": means}, fits=fits)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # the note that day_f interacts with the treatments
+        at_781 = gt.emmeans(fit, ["iron", "infect"], at={"day_f": "781"}, type="response")
+        on_link = gt.emmeans(fit, ["iron", "infect"], at={"day_f": "781"})
+        averaged = gt.emmeans(fit, ["iron", "infect"], type="response")
+    assert says(at_781) is None
+    assert "ask for type='response'" in says(on_link)
+    assert "not those at day 781" in says(averaged)
