@@ -20,6 +20,7 @@
 #
 # Usage, from the project root: Rscript tests/reference/make_cow_reference.R
 suppressMessages({library(glmmTMB); library(emmeans); library(jsonlite)})
+source("tests/reference/common.R")     # vc_list, summary_lines
 out <- "tests/reference"
 cows <- read.csv("datasets/diggle_cow.csv")
 cows$animal <- factor(cows$animal); cows$iron <- factor(cows$iron); cows$infect <- factor(cows$infect)
@@ -34,14 +35,6 @@ fixed <- "iron * infect * day_f"
 # "iteration limit reached without convergence (10)": raise them.
 control <- glmmTMBControl(optCtrl = list(iter.max = 10000, eval.max = 10000))
 
-# glmmTMB names a second term of the same group "animal.1": keep R's list, one entry per term
-vc_terms <- function(m) {
-  vc <- VarCorr(m)$cond
-  lapply(seq_along(vc), function(i) {
-    s <- attr(vc[[i]], "stddev"); cm <- attr(vc[[i]], "correlation")
-    list(group = names(vc)[i], terms = I(names(s)), sd = I(unname(s)), corr = I(unname(cm[upper.tri(cm)])))
-  })
-}
 table_of <- function(x) {
   s <- as.data.frame(summary(x))
   list(columns = I(names(s)), values = lapply(s, function(col) if (is.factor(col)) as.character(col) else col),
@@ -69,11 +62,11 @@ for (name in names(cases)) {
             loglik_weight_scale = if (case$response == "log(weight)") ll - sum(log(cows$weight)) else ll,
             objective = -m$fit$objective, message = m$fit$message,
             fixef = as.list(fixef(m)$cond), se = as.list(sqrt(diag(vcov(m)$cond))),
-            random = vc_terms(m), sigma = sigma(m),
+            random = vc_list(VarCorr(m)$cond), sigma = sigma(m),
             fitted_head = unname(head(predict(m, type = "response"), 5)),
             pearson_ss = sum(residuals(m, type = "pearson")^2),
-            converged = m$fit$convergence == 0, pdHess = pd, seconds = seconds,
-            summary_lines = capture.output(print(summary(m))))
+            converged = m$fit$convergence == 0, pdHess = pd,
+            summary_lines = summary_lines(m))
   if (pd && case$family$family == "Gamma") {
     last <- emmeans(m, ~ iron * infect, at = list(day_f = "781"), type = "response")
     mean_days <- emmeans(m, ~ iron * infect, type = "response")
