@@ -485,10 +485,8 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
     if len(psi0) == 0:
         objective(psi0)
         return Optimum(psi0, True, "nothing to optimise")
-    optimum = _descend(objective, psi0, verbose, rounds, polish)
-    floor = _dispersion_floor(objective, optimum.psi, psi0)
-    if floor is not None:
-        optimum = _descend_above_floor(objective, optimum.psi, floor, verbose, rounds, polish)
+    optimum = _hold_above_floor(objective, _descend(objective, psi0, verbose, rounds, polish), psi0, verbose,
+                                rounds, polish)
     for _ in range(2):
         start = _off_boundary(objective, optimum.psi)
         if start is None:
@@ -498,8 +496,17 @@ def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int
             break
         optimum = candidate
     if not optimum.converged and not vanishing_dispersion(objective, optimum.psi):
-        optimum = _restarts(objective, psi0, optimum, verbose, rounds, polish)
+        optimum = _hold_above_floor(objective, _restarts(objective, psi0, optimum, verbose, rounds, polish), psi0,
+                                    verbose, rounds, polish)
     return optimum
+
+
+def _hold_above_floor(objective: Objective, optimum: Optimum, psi0: np.ndarray, verbose: bool, rounds: int,
+                      polish: bool) -> Optimum:
+    """The optimum, or, where its dispersion ran below :func:`_dispersion_floor`, the descent again with log phi
+    held at that floor (from a restart as from the first descent)."""
+    floor = _dispersion_floor(objective, optimum.psi, psi0)
+    return optimum if floor is None else _descend_above_floor(objective, optimum.psi, floor, verbose, rounds, polish)
 
 
 #: The dispersion "vanishes" below this fraction of its start, the dispersion of the model without random effects
@@ -526,7 +533,10 @@ def _dispersion_floor(objective: Objective, psi: np.ndarray, psi0: np.ndarray) -
 
 def _descend_above_floor(objective: Objective, psi: np.ndarray, floor: float, verbose: bool, rounds: int,
                          polish: bool) -> Optimum:
-    """:func:`_descend` again from psi with log phi bounded below by ``floor`` (and started there)."""
+    """:func:`_descend` again from psi with log phi bounded below by ``floor`` (and started there). The best
+    point seen so far is forgotten: it lies below the floor, outside the parameters now allowed (and where phi
+    has run to 0 the computed log-likelihood there may be nothing but rounding error)."""
+    objective.best = None
     blocks = [params.Block(b.kind, b.names, np.full(b.size, floor), np.full(b.size, floor)) if b.kind == "disp"
               else b for b in objective.layout.blocks]
     objective.layout = params.Layout(blocks)
