@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from . import numdiff
 from .covstruct import Correlated
-from .parallel import map_seeds
+from .parallel import map_seeds, replicate_seeds
 from .problems import ConvergenceWarning
 
 
@@ -255,11 +255,11 @@ def bootstrap_estimates(fit, nsim: int = 200, seed=None, n_jobs: int = 1) -> pd.
     (new random effects each time, as glmmTMB's ``simulate``), one row per simulation. Refits that do not
     converge are dropped, with a warning saying how many.
 
-    Simulation b draws from its own seed, the b-th of ``nsim`` seeds drawn from ``seed`` (a number, a
-    ``numpy.random.Generator`` or None), so the estimates are the same for any ``n_jobs`` (processes for
-    the refits, -1 for every core: :func:`glmmteach.parallel.map_seeds`)."""
+    Simulation b draws from its own seed (:func:`glmmteach.parallel.replicate_seeds` of ``seed``, a number
+    or None), so the estimates are the same for any ``n_jobs`` (processes for the refits, -1 for every core:
+    :func:`glmmteach.parallel.map_seeds`)."""
     names = list(fit.fixef.index) + [name for name, *_ in variance_parameters(fit)]
-    seeds = [int(s) for s in np.random.default_rng(seed).integers(0, 2**63 - 1, size=nsim)]
+    seeds = replicate_seeds(seed, nsim, stream=4)
     rows = [row for row in map_seeds(functools.partial(_bootstrap_replicate, fit), seeds, n_jobs)
             if row is not None]
     if len(rows) < nsim:

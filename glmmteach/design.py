@@ -261,7 +261,7 @@ class Design:
             raise ValueError(f"newdata has no column {missing[0]!r}, which the model uses; "
                              f"it needs the columns: {', '.join(needed)}")
         for name, levels in self.factor_levels.items():
-            unseen = sorted(set(_label(newdata[name].dropna())) - set(map(str, levels)))
+            unseen = sorted(set(label_text(newdata[name].dropna())) - set(map(str, levels)))
             if unseen:
                 raise ValueError(f"newdata column {name!r} has the level {unseen[0]!r}, which was not in the "
                                  f"data of the fit; allowed levels: {', '.join(map(str, levels))}")
@@ -834,17 +834,10 @@ def _check_time_factor(term: RandomTerm, data: pd.DataFrame, names: list[str], v
                          f"a term for them, such as (1 | {term.group}:{time})")
 
 
-def _label(column: pd.Series) -> np.ndarray:
-    """Text labels of a factor column's values: a whole-number float 3.0 reads "3", as in R (used to check
-    predict's newdata against the levels of a factor(day) column, which is made integer for fitting)."""
-    if _is_whole_float(column.dropna()):
-        return np.array([str(int(v)) if v == v else "nan" for v in column.to_numpy()], dtype=object)
-    return column.astype(str).to_numpy(dtype=object)
-
-
 def label_text(column: pd.Series) -> np.ndarray:
-    """Text labels of a factor column's values, as :func:`_label` (3.0 reads "3"; a number 2 and the text
-    "2" give the same label)."""
+    """Text labels of a factor column's values: a whole number reads as R prints it (3.0 reads "3"), so that a
+    number 2 and the text "2" give the same label (used to check and match predict's newdata against the levels
+    of a factor(day) column, which is made integer for fitting)."""
     column = pd.Series(column)
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return np.array([_whole_number_text(str(v)) for v in column.to_numpy()], dtype=object)
@@ -873,7 +866,7 @@ def _new_group_codes(term: ReTerm, newdata: pd.DataFrame) -> np.ndarray:
             return level
         return ":".join(_whole_number_text(p) if is_number else p for p, is_number in zip(parts, numeric))
 
-    labels = [_label(newdata[c]) if is_number else newdata[c].astype(str).to_numpy(dtype=object)
+    labels = [label_text(newdata[c]) if is_number else newdata[c].astype(str).to_numpy(dtype=object)
               for c, is_number in zip(columns, numeric)]
     joined = labels[0]
     for more in labels[1:]:

@@ -40,7 +40,7 @@ from scipy import stats
 
 from .laplace import NotPositiveDefinite
 from .problems import ConvergenceWarning
-from .parallel import map_seeds
+from .parallel import map_seeds, replicate_seeds
 from .rformat import r_format_pval
 
 QUANTILES = (0.25, 0.5, 0.75)
@@ -643,7 +643,7 @@ def bootstrap_pearson_chisq(fit, n_boot: int, seed: int | None = 123, n_jobs: in
     per column.
     """
     n_boot = _whole_number_of_refits(n_boot)
-    seeds = [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(n_boot)]
+    seeds = replicate_seeds(seed, n_boot, stream=3)
     return np.array(map_seeds(functools.partial(_pearson_replicate, fit), seeds, n_jobs), float)
 
 

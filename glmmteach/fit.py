@@ -242,7 +242,7 @@ def refit(fit, y, standard_errors: bool = True):
 
     Only :math:`y` changes: :math:`X`, :math:`Z`, the offset, the weights and the binomial trials stay,
     and the optimiser starts from the estimates :math:`\\hat\\psi` of ``fit`` and its conditional
-    modes. This is the step a parametric bootstrap repeats: simulate :math:`y^*` from the fitted
+    modes (a model without random effects: IRLS from the fit's estimates, as its first fit). This is the step a parametric bootstrap repeats: simulate :math:`y^*` from the fitted
     model, refit, recompute a statistic.
 
     Parameters

@@ -18,6 +18,16 @@ def check_n_jobs(n_jobs) -> int:
     return cpu_count() if n_jobs == -1 else int(n_jobs)
 
 
+def replicate_seeds(seed, n: int, stream: int) -> list[int]:
+    """One seed per replicate b = 1, ..., n: the first n numbers of ``numpy.random.SeedSequence([seed,
+    stream])``, a stream of its own for each kind of bootstrap (None: fresh entropy). Each replicate draws
+    from its own seed, so the replicates do not depend on which process runs them.
+
+    R: no counterpart (R's bootstraps draw from one stream, ``set.seed()``)."""
+    entropy = np.random.SeedSequence(seed).entropy
+    return [int(s) for s in np.random.SeedSequence([entropy, stream]).generate_state(n)]
+
+
 def map_seeds(step, seeds: list, n_jobs: int = 1) -> list:
     """``[step(seed) for seed in seeds]``, on ``n_jobs`` processes.
 
