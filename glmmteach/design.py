@@ -889,20 +889,27 @@ def _grouping(group: str, data: pd.DataFrame):
     """Integer codes and level names of a grouping factor; ``a:b`` is the interaction of a and b,
     with the levels that occur, ordered by a's levels then b's (as R's ``a:b``)."""
     columns = group.split(":")
-    labels = _group_labels(group, data)
-    if len(columns) == 1:
-        levels = _levels(data[columns[0]])
-    else:
-        parts = [pd.Index(_levels(data[name])).get_indexer(data[name].astype(str)) for name in columns]
-        order = sorted(set(zip(*parts)))
-        levels_of = [_levels(data[name]) for name in columns]
-        levels = [":".join(levels_of[i][c] for i, c in enumerate(combo)) for combo in order]
-    codes = pd.Index(levels).get_indexer(labels)
+    codes, levels = _column_codes(data[columns[0]])
+    for name in columns[1:]:                  # number the pairs (level so far, level of the next column)
+        more, more_levels = _column_codes(data[name])
+        pairs, codes = np.unique(codes * len(more_levels) + more, return_inverse=True)
+        levels = [f"{levels[pair // len(more_levels)]}:{more_levels[pair % len(more_levels)]}" for pair in pairs]
     if len(levels) < 2:
         raise ValueError(f"the grouping factor {group!r} has only {len(levels)} level "
                          f"({', '.join(map(repr, levels))}); a random effect needs at least two groups "
                          "(use a fixed effect instead, or drop the term)")
-    return codes.astype(int), levels
+    return codes.ravel().astype(int), levels
+
+
+def _column_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """The code of each value among the column's levels (:func:`_levels`: a categorical's order, else
+    sorted), and the levels as text; the data have no missing values here."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        used, codes = np.unique(codes, return_inverse=True)
+        return codes.ravel(), [str(c) for c in column.cat.categories[used]]
+    uniques = sorted(pd.unique(column.to_numpy()))
+    return pd.Index(uniques).get_indexer(column.to_numpy()), [str(v) for v in uniques]
 
 
 def group_codes(group: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
