@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
-from . import families, glm, numdiff, params, zeroinfl
+from . import cells, families, glm, numdiff, params, zeroinfl
 from .design import Design, build, caller_stacklevel
 from .laplace import (LaplaceResult, NotPositiveDefinite, Response, agq_loglik, laplace_loglik, per_observation, score,
                       score_dispersion, score_zero_inflation)
@@ -233,8 +233,9 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=
         psi0 = _start(objective, start or {}, beta_glm, phi_glm)
         if reml:
             objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
-        optimum = _optimise(objective, psi0, verbose)
-    return finish(objective, optimum, _rows_used(data, design, weights))
+        criterion = _on_cells(objective)
+        optimum = _optimise(criterion, psi0, verbose)
+    return finish(objective, optimum, _rows_used(data, design, weights), criterion=criterion)
 
 
 def refit(fit, y, standard_errors: bool = True):
@@ -276,8 +277,20 @@ def refit(fit, y, standard_errors: bool = True):
         if _is_glm(design, fit.objective.reml):        # IRLS, from the fit's estimates
             optimum = _fit_glm(objective, {"beta": fit.beta, "sigma": fit.sigma}, verbose=False)
         if optimum is None or not optimum.converged:
-            optimum = _optimise(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
-        return finish(objective, optimum, fit.data, covariance=standard_errors)
+            criterion = _on_cells(objective)
+            optimum = _optimise(criterion, np.array(fit.psi, float), verbose=False, polish=standard_errors)
+        return finish(objective, optimum, fit.data, covariance=standard_errors, criterion=criterion)
+
+
+def _on_cells(objective: Objective) -> Objective:
+    """The same :math:`-\\log L` on the pseudo-rows of :func:`glmmteach.cells.compressed` (a Gaussian model
+    with the identity link whose rows share the levels of its grouping factors), sharing the objective's log,
+    layout and warm start; else the objective itself."""
+    design = cells.compressed(objective.design) if objective.nagq == 1 else None
+    if design is None:
+        return objective
+    return Objective(design, objective.reml, objective.nagq, log=objective.log, warm_start=objective.warm_start,
+                     layout=objective.layout)
 
 
 def _is_glm(design: Design, reml: bool) -> bool:
@@ -783,16 +796,21 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> tup
 
 
 # ---- the finished fit ---------------------------------------------------------------------------------
-def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool = True) -> GlmmFit:
+def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool = True,
+           criterion: Objective | None = None) -> GlmmFit:
     """The fitted model, complete: the inner problem evaluated once more at :math:`\\hat\\psi`, the estimates,
     their covariance (unless ``covariance=False``), the rows of data used and the optimisation log; then the
-    warnings a student should see (no convergence, a singular fit, a Hessian that is not positive definite)."""
+    warnings a student should see (no convergence, a singular fit, a Hessian that is not positive definite).
+    ``criterion``: the objective the optimiser ran on, if not ``objective`` (the same function on fewer rows,
+    :func:`_on_cells`); it gives the objective its layout and warm start, and the covariance its derivatives."""
+    criterion = criterion or objective
+    objective.layout, objective.warm_start, objective.best = criterion.layout, criterion.warm_start, criterion.best
     psi = optimum.psi
     result = objective.laplace(psi)
     beta, theta, phi = objective.unpack(psi)
     if objective.reml:
         beta = result.beta_in
-    cov_beta, cov_zi, cov_disp = _covariances(objective, optimum, result) if covariance else (None, None, None)
+    cov_beta, cov_zi, cov_disp = _covariances(criterion, optimum, result) if covariance else (None, None, None)
     no_standard_errors = cov_beta is not None and not (_has_standard_errors(cov_beta) and _has_standard_errors(cov_zi))
     fit = GlmmFit(objective.design, objective, psi, result, np.asarray(beta), np.asarray(theta), phi, cov_beta,
                   optimum.converged and not no_standard_errors, optimum.message, data, objective.log,
