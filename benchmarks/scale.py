@@ -88,12 +88,15 @@ def run(command: list[str]) -> dict:
 
 
 def measure(rows: list[str]) -> list[dict]:
+    """Each row's fits (R's engines, then glmmteach's), each result marked with the day and the load
+    average (1 minute) when its row started."""
     results = []
     for row in rows:
+        when = {"date": time.strftime("%Y-%m-%d"), "load": Path("/proc/loadavg").read_text().split()[0]}
         for engine in ROWS[row][4]:
-            results.append(run(["Rscript", "benchmarks/r_scale.R", row, engine, str(ROWS[row][5])]))
+            results.append({**run(["Rscript", "benchmarks/r_scale.R", row, engine, str(ROWS[row][5])]), **when})
             print(json.dumps({k: results[-1][k] for k in ("row", "engine", "seconds", "logLik", "peak_mb")}))
-        results.append(run([sys.executable, str(HERE / "scale.py"), "--one", row]))
+        results.append({**run([sys.executable, str(HERE / "scale.py"), "--one", row]), **when})
         print(json.dumps({k: results[-1][k] for k in ("row", "engine", "seconds", "logLik", "peak_mb")}))
     return results
 
@@ -113,7 +116,8 @@ def table(results: list[dict]) -> pd.DataFrame:
                     "faster R / glmmteach": round(best["seconds"] / ours["seconds"], 2),
                     "logLik glmmteach − R": "; ".join(f"{e} {ours['logLik'] - r['logLik']:+.1e}"
                                                       for e, r in fits.items()),
-                    "R warnings": "; ".join(w for r in fits.values() for w in r["warnings"])})
+                    "R warnings": "; ".join(w for r in fits.values() for w in r["warnings"]),
+                    "run (load)": f"{ours['date']} ({ours['load']})"})
     return pd.DataFrame(out)
 
 
@@ -138,13 +142,22 @@ def figure(results: list[dict], path: Path) -> None:
     fig.savefig(path)
 
 
-def write_readme(result: pd.DataFrame, load: tuple) -> None:
+def merged(results: list[dict], saved: list[dict], load: list) -> list[dict]:
+    """The new results, and the saved ones of the rows not run again (in the order of ROWS); a saved result
+    without its day and load gets those of the saved run (``load``: its load at the start)."""
+    rerun = {r["row"] for r in results}
+    kept = [{"date": "2026-12-01", "load": load[0], **r} for r in saved if r["row"] not in rerun]
+    return sorted(kept + results, key=lambda r: list(ROWS).index(r["row"]))
+
+
+def write_readme(result: pd.DataFrame) -> None:
     start, end = "<!-- scale table: written by benchmarks/scale.py -->", "<!-- end of scale table -->"
     import glmmteach as gt
     lines = [start, f"Made by `python benchmarks/scale.py` on {time.strftime('%Y-%m-%d')} (glmmteach "
-             f"{gt.__version__}; R engines in the same run, each fit in a process of its own, R's and glmmteach's "
-             f"one after the other for each row; load average {load[0]} at the start and {load[1]} at the end, on "
-             "2 cores: other work shared the machine, so read the ratios rather than the seconds). Peak MB is the "
+             f"{gt.__version__}; R engines in the same run as glmmteach, each fit in a process of its own, R's and "
+             "glmmteach's one after the other for each row, on 2 cores; `--rows` reruns some rows, so the last "
+             "column gives the day each row ran and the 1-minute load average then: where other work shared the "
+             "machine, read the ratios rather than the seconds). Peak MB is the "
              "fitting process's peak resident memory, data and libraries included. The fish GLM row is the median of "
              "21 fits, chem97 of 3, the others one fit each.", "", markdown(result), "",
              "Cost growth (the `growth_*` rows): ![fit time against rows](scaling.svg)", end]
@@ -161,20 +174,17 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one)))
         return
-    if args.tables_only:
-        saved = json.loads((HERE / "scale_results.json").read_text())
-        results, (load_start, load_end) = saved["results"], saved["load"]
-    else:
+    path = HERE / "scale_results.json"
+    saved = json.loads(path.read_text()) if path.exists() else {"results": []}
+    results = merged([], saved["results"], saved.get("load", [None]))
+    if not args.tables_only:
         subprocess.run(["Rscript", "benchmarks/r_scale.R", "export"], cwd=ROOT, check=True)
-        load_start = Path("/proc/loadavg").read_text().split()[0]
-        results = measure(args.rows)
-        load_end = Path("/proc/loadavg").read_text().split()[0]
-        (HERE / "scale_results.json").write_text(json.dumps({"results": results, "load": [load_start, load_end]},
-                                                            indent=1))
+        results = merged(measure(args.rows), results, saved.get("load", [None]))
+        path.write_text(json.dumps({"results": results}, indent=1))
     result = table(results)
     print(result.to_string(index=False))
     figure(results, HERE / "scaling.svg")
-    write_readme(result, (load_start, load_end))
+    write_readme(result)
 
 
 if __name__ == "__main__":
