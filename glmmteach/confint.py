@@ -18,6 +18,7 @@ Three methods, as glmmTMB's ``confint`` and lme4's ``confint(method = "boot")``:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 
@@ -28,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from . import numdiff
 from .covstruct import Correlated
-from .parallel import map_seeds, replicate_seeds
+from .parallel import map_items, map_seeds, replicate_seeds
 from .problems import ConvergenceWarning
 
 
@@ -37,7 +38,9 @@ def variance_parameters(fit) -> list[tuple[str, str, int, int]]:
     """One entry per SD and correlation: (glmmTMB's row name, kind, term index, row or column). Correlations
     only for unstructured terms (``(1 + x | g)``): a ``diag`` term has none to estimate. A ``cs`` term has
     its SDs and one correlation, named after its first two columns, an ``ar1`` term one SD and its lag-1
-    correlation (glmmTMB 1.1.5 labels the latter's two rows "Std.Dev." and repeats the SD in both)."""
+    correlation (glmmTMB 1.1.5 labels the latter's two rows "Std.Dev." and repeats the SD in both).
+
+    R: the row names of glmmTMB's ``confint(m, parm = "theta_")``."""
     out = []
     for t, term in enumerate(fit.design.terms):
         for j in term.structure.summary_rows:
@@ -93,7 +96,9 @@ def _from_scale(fit, t: int):
 # ---- Wald ----------------------------------------------------------------------------------------
 def wald(fit, level: float = 0.95) -> pd.DataFrame:
     """Wald intervals, as glmmTMB's ``confint(m)``: the rows are the fixed effects, then each SD and
-    correlation; the columns the two limits and the estimate."""
+    correlation; the columns the two limits and the estimate.
+
+    R: ``confint(m)`` (glmmTMB)."""
     z = stats.norm.ppf(0.5 + level / 2)
     beta, se = fit.fixef, fit.se
     rows = {name: (b - z * s, b + z * s, b) for name, b, s in zip(beta.index, beta, se)}
@@ -142,7 +147,7 @@ class _Profile:
     :math:`\\hat\\psi_{-k} + V_{-k,k} V_{kk}^{-1}(v - \\hat\\psi_k)`."""
 
     def __init__(self, fit, k: int, V: np.ndarray):
-        self.objective, self.k = fit.objective, k
+        self.objective, self.k = _objective_at_estimates(fit), k
         self.estimate = np.asarray(fit.psi, float).copy()
         self.others = np.array([i for i in range(len(self.estimate)) if i != k], int)
         self.scale = np.sqrt(np.clip(np.diag(V)[self.others], 1e-12, None))
@@ -186,30 +191,51 @@ class _Profile:
         raise RuntimeError("the profile log-likelihood does not fall far enough: no finite limit")
 
 
-def profile(fit, parm=None, level: float = 0.95) -> pd.DataFrame:
-    """Profile-likelihood intervals: where :math:`2[\\log L(\\hat\\psi) - \\ell_p(v)] = \\chi^2_{1,\\,level}`."""
+def _objective_at_estimates(fit):
+    """A copy of the fit's :math:`-\\log L` as it stands at :math:`\\hat\\psi`: its inner solves start from
+    the fit's conditional modes, the optimum is its best point, its log is empty. Each profile starts from
+    it, so an interval does not depend on which parameters were profiled before it, or in which process,
+    and the fit's own ``optimizer_log`` is left as it was."""
+    psi, v = np.asarray(fit.psi, float).copy(), fit.optimum.v.copy()
+    return dataclasses.replace(fit.objective, log=[], warm_start=v, last=None, best=(-fit.loglik, psi, v.copy()))
+
+
+def profile(fit, parm=None, level: float = 0.95, n_jobs: int = 1) -> pd.DataFrame:
+    """Profile-likelihood intervals: where :math:`2[\\log L(\\hat\\psi) - \\ell_p(v)] = \\chi^2_{1,\\,level}`.
+
+    Each parameter is profiled on its own (:func:`_profile_limits`), so the parameters can be shared
+    between ``n_jobs`` processes (-1: every core; :func:`glmmteach.parallel.map_items`) and the limits
+    are the same for any ``n_jobs``.
+
+    R: ``confint(m, method = "profile")`` (glmmTMB; ``parallel = "multicore", ncpus = n_jobs``)."""
     if fit.objective.reml:
         raise ValueError("profile likelihood intervals need a fit by maximum likelihood (reml=False): under "
                          "REML the fixed effects are integrated out, and glmmTMB does not profile REML fits "
                          "either. Refit with reml=False, or use method='wald' or 'boot'.")
     names = _select(fit, parm)
+    for name in names:
+        _outer_index(fit, name)                     # a clear error before any work is sent out
     cutoff = stats.chi2.ppf(level, 1) / 2
     psi = np.asarray(fit.psi, float)
     bounds = fit.objective.bounds()
     free = np.array([lo is None or x > lo + 1e-6 for x, (lo, _) in zip(psi, bounds)], bool)
     V = np.zeros((len(psi), len(psi)))
-    V[np.ix_(free, free)] = np.linalg.inv(numdiff.hessian(fit.objective.gradient, psi, np.flatnonzero(free)))
-    rows = {}
+    H = numdiff.hessian(_objective_at_estimates(fit).gradient, psi, np.flatnonzero(free))
+    V[np.ix_(free, free)] = np.linalg.inv(H)
+    limits = map_items(functools.partial(_profile_limits, fit, V, cutoff), names, n_jobs)
+    return _interval_table(dict(zip(names, limits)), level)
+
+
+def _profile_limits(fit, V: np.ndarray, cutoff: float, name: str) -> tuple[float, float]:
+    """The lower and upper limit of one parameter's profile interval: where the profile falls ``cutoff``
+    below its maximum on either side of the estimate, the first step one Wald SE (:math:`\\sqrt{V_{kk}}`)."""
+    k = _outer_index(fit, name)
+    estimate, lower_bound = float(np.asarray(fit.psi, float)[k]), fit.objective.bounds()[k][0]
+    step = np.sqrt(V[k, k]) if V[k, k] > 0 else 0.1 * max(abs(estimate), 0.1)
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):   # small algebra: no threads
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for name in names:
-            k = _outer_index(fit, name)
-            curve = _Profile(fit, k, V)
-            step = np.sqrt(V[k, k]) if V[k, k] > 0 else 0.1 * max(abs(psi[k]), 0.1)
-            lower_bound = bounds[k][0]
-            rows[name] = (curve.limit(psi[k], step, cutoff, -1, lower_bound),
-                          curve.limit(psi[k], step, cutoff, +1))
-    return _interval_table(rows, level)
+        curve = _Profile(fit, k, V)
+        return (curve.limit(estimate, step, cutoff, -1, lower_bound), curve.limit(estimate, step, cutoff, +1))
 
 
 def _outer_index(fit, name: str) -> int:
@@ -257,7 +283,9 @@ def bootstrap_estimates(fit, nsim: int = 200, seed=None, n_jobs: int = 1) -> pd.
 
     Simulation b draws from its own seed (:func:`glmmteach.parallel.replicate_seeds` of ``seed``, a number
     or None), so the estimates are the same for any ``n_jobs`` (processes for the refits, -1 for every core:
-    :func:`glmmteach.parallel.map_seeds`)."""
+    :func:`glmmteach.parallel.map_seeds`).
+
+    R: ``lme4::bootMer(m, function(f) c(fixef(f), sqrt(unlist(VarCorr(f)))), nsim, seed, type = "parametric")$t``."""
     names = list(fit.fixef.index) + [name for name, *_ in variance_parameters(fit)]
     seeds = replicate_seeds(seed, nsim, stream=4)
     rows = [row for row in map_seeds(functools.partial(_bootstrap_replicate, fit), seeds, n_jobs)
@@ -279,7 +307,9 @@ def _bootstrap_replicate(fit, seed: int) -> np.ndarray | None:
 
 
 def bootstrap(fit, parm=None, level: float = 0.95, nsim: int = 200, seed=None, n_jobs: int = 1) -> pd.DataFrame:
-    """Percentile intervals from :func:`bootstrap_estimates` (lme4's ``confint(method = "boot")``)."""
+    """Percentile intervals from :func:`bootstrap_estimates`.
+
+    R: ``confint(m, method = "boot", nsim = nsim, boot.type = "perc")`` (lme4)."""
     names = _select(fit, parm)
     estimates = bootstrap_estimates(fit, nsim, seed, n_jobs)[names]
     tail = (1 - level) / 2
@@ -303,20 +333,22 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int
     nsim, seed : int
         The number of bootstrap refits and their seed (``"boot"`` only).
     n_jobs : int
-        Processes for the bootstrap refits (``"boot"`` only; -1 for every core); the intervals are the
-        same for any ``n_jobs``.
+        Processes (-1 for every core) for the bootstrap refits (``"boot"``) or the parameters' profiles
+        (``"profile"``, one parameter at a time); the intervals are the same for any ``n_jobs``.
 
     Returns
     -------
     DataFrame with the columns ``"2.5 %"`` and ``"97.5 %"`` (for level 0.95), and for ``wald`` also
     ``"Estimate"``, one row per parameter named as glmmTMB names them.
+
+    R: ``confint(m, parm, level, method)`` (glmmTMB; lme4 for ``method = "boot"``).
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1; got {level!r}")
     if method == "wald":
         return wald(fit, level).loc[_select(fit, parm)]
     if method == "profile":
-        return profile(fit, parm, level)
+        return profile(fit, parm, level, n_jobs)
     if method == "boot":
         return bootstrap(fit, parm, level, nsim, seed, n_jobs)
     raise ValueError(f"method must be 'wald', 'profile' or 'boot'; got {method!r}")

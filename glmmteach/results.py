@@ -554,8 +554,8 @@ class GlmmFit:
     def confint(self, parm=None, level: float = 0.95, method: str = "wald", nsim: int = 200,
                 seed=None, n_jobs: int = 1) -> pd.DataFrame:
         """Confidence intervals for the fixed effects and the random-effect SDs and correlations, as
-        glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"`` (its refits on ``n_jobs``
-        processes); see :func:`glmmteach.confint.confint`.
+        glmmTMB's ``confint``: ``method="wald"``, ``"profile"`` or ``"boot"`` (the profiles or the refits
+        on ``n_jobs`` processes, the same intervals for any ``n_jobs``); see :func:`glmmteach.confint.confint`.
 
         R: ``confint(m)``, ``confint(m, method = "profile")`` (glmmTMB), ``confint(m, method = "boot")`` (lme4)
         """

@@ -99,6 +99,26 @@ def test_profile_refuses_reml_and_correlations(fits):
         fits["fish_slope_ml"].confint(parm="Cor.t.(Intercept)|fish", method="profile")
 
 
+def test_profile_gives_the_same_intervals_on_two_processes_in_any_order(fits):
+    """Each parameter is profiled on its own, from the fit's estimates, so the parameters can be shared
+    between processes: the limits do not depend on n_jobs or on which parameters were profiled before,
+    and the fit's optimiser log is left as it was."""
+    fit = fits["crowder_ml"]
+    evaluations = len(fit.optimizer_log())
+    parm = ["genO75", "extractcucumber", "Std.Dev.(Intercept)|plate"]
+    one = fit.confint(parm=parm, method="profile")
+    assert len(fit.optimizer_log()) == evaluations
+    two = fit.confint(parm=parm, method="profile", n_jobs=2)
+    assert list(two.index) == parm
+    np.testing.assert_array_equal(two.to_numpy(), one.to_numpy())
+    backwards = gt.confint.confint(fit, parm=parm[::-1], method="profile")      # the SD first, in one process
+    np.testing.assert_array_equal(backwards.loc[parm].to_numpy(), one.to_numpy())
+    alone = fit.confint(parm="extractcucumber", method="profile", n_jobs=2)     # one parameter, one process
+    np.testing.assert_array_equal(alone.to_numpy(), one.loc[["extractcucumber"]].to_numpy())
+    with pytest.raises(ValueError, match="n_jobs must be a whole number of processes"):
+        fit.confint(parm="genO75", method="profile", n_jobs=0)
+
+
 def test_bootstrap_is_seeded_and_spreads_like_the_standard_errors(fits):
     from glmmteach.confint import bootstrap_estimates
     fit = fits["crowder_ml"]
