@@ -250,6 +250,12 @@ class Family:
     def unit_deviance(self, y, mu, phi, n=1):
         raise NotImplementedError
 
+    def dispersion_score(self, y, mu, phi, n=1):
+        """:math:`\\partial\\ell/\\partial s` at fixed mu, :math:`s = \\log\\phi`: the first of
+        :meth:`dispersion_partials`, which a family replaces where it costs less alone (the GLM's step in phi
+        evaluates only this)."""
+        return self.dispersion_partials(y, mu, phi, n)[0]
+
     def dispersion_partials(self, y, mu, phi, n=1):
         """The partial derivatives in :math:`s = \\log\\phi` of :math:`\\ell`, :math:`\\ell'(\\mu)` and
         :math:`\\ell''(\\mu)` at fixed mu (a tuple of three arrays): zeros for a family without a dispersion
@@ -341,8 +347,12 @@ class Gaussian(Family):
         """With :math:`s = \\log\\sigma` and :math:`z = (y - \\mu)/\\sigma`: :math:`\\partial\\ell/\\partial s = z^2 - 1`,
         and :math:`\\ell' = (y - \\mu)/\\sigma^2`, :math:`\\ell'' = -1/\\sigma^2` carry :math:`\\sigma^{-2} = e^{-2s}`,
         so :math:`\\partial\\ell'/\\partial s = -2\\ell'` and :math:`\\partial\\ell''/\\partial s = -2\\ell''`."""
+        return self.dispersion_score(y, mu, phi), -2 * self.dloglik_dmu(y, mu, phi), -2 * self.d2loglik_dmu2(y, mu, phi)
+
+    def dispersion_score(self, y, mu, phi, n=1):
+        """:math:`\\partial\\ell/\\partial s = z^2 - 1`, :math:`z = (y - \\mu)/\\sigma`."""
         z = (_as_float(y) - mu) / _as_float(phi)
-        return z**2 - 1, -2 * self.dloglik_dmu(y, mu, phi), -2 * self.d2loglik_dmu2(y, mu, phi)
+        return z**2 - 1
 
     def dloglik_dmu(self, y, mu, phi, n=1):
         """``(y - mu) / phi^2``."""
@@ -591,9 +601,14 @@ class Gamma(Family):
         :math:`\\partial\\ell/\\partial k = \\log y - y/\\mu - \\psi(k) + \\log k + 1 - \\log\\mu`:
         :math:`\\partial\\ell/\\partial s = -2k\\,\\partial\\ell/\\partial k`; :math:`\\ell'` and :math:`\\ell''` are
         proportional to k, so :math:`\\partial\\ell'/\\partial s = -2\\ell'` and :math:`\\partial\\ell''/\\partial s = -2\\ell''`."""
+        return self.dispersion_score(y, mu, phi), -2 * self.dloglik_dmu(y, mu, phi), -2 * self.d2loglik_dmu2(y, mu, phi)
+
+    def dispersion_score(self, y, mu, phi, n=1):
+        """:math:`\\partial\\ell/\\partial s = -2k\\,\\partial\\ell/\\partial k`, :math:`\\partial\\ell/\\partial k = \\log y
+        - y/\\mu - \\psi(k) + \\log k + 1 - \\log\\mu` (:meth:`dispersion_partials`)."""
         y, mu, shape = _as_float(y), _as_float(mu), 1.0 / _as_float(phi) ** 2
         in_k = np.log(y / mu) - y / mu + 1 + _phi_term(lambda phi: np.log(phi**-2) - digamma(phi**-2), phi)
-        return -2 * shape * in_k, -2 * self.dloglik_dmu(y, mu, phi), -2 * self.d2loglik_dmu2(y, mu, phi)
+        return -2 * shape * in_k
 
     def dloglik_dmu(self, y, mu, phi, n=1):
         """``k (y - mu) / mu^2`` with ``k = 1/phi^2``."""

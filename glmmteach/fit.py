@@ -406,9 +406,12 @@ def _theta_start(design: Design, sd: float) -> np.ndarray:
 
 
 def _glm_start(design: Design) -> tuple[np.ndarray, float]:
-    """Maximum likelihood of the model without random effects: IRLS on beta, then phi given beta."""
+    """Maximum likelihood of the model without random effects: IRLS on beta, then phi given beta (Brent's
+    method on the log-likelihood, :func:`glmmteach.glm.best_phi`)."""
     phi = _phi_start(design)
-    beta = glm.irls(design, _beta_start(design, phi), phi, log=[])
+    beta, reached = _beta_start(design, phi)
+    if reached is None:
+        beta = glm.irls(design, beta, phi, log=[])
     if design.family.has_phi:
         phi = glm.best_phi(design, beta, phi)
     return beta, phi
@@ -426,11 +429,14 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
     design = objective.design
     phi = float(start.get("sigma", _phi_start(design)))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        steps = []                     # (beta, phi, log-likelihood) of each IRLS iteration, from the start
-        beta = np.asarray(start["beta"], float) if "beta" in start else _beta_start(design, phi, steps)
+        steps, reached = [], None      # (beta, phi, log-likelihood) of each IRLS iteration, from the start
+        if "beta" in start:
+            beta = np.asarray(start["beta"], float)
+        else:
+            beta, reached = _beta_start(design, phi, steps)
         if len(beta) != design.X.shape[1]:
             raise ValueError(f"start needs {design.X.shape[1]} beta values")
-        beta, phi, information = glm.fit(design, beta, phi, steps)
+        beta, phi, information, gradient = glm.fit(design, beta, phi, steps, value=reached)
     layout = objective.layout          # beta, then log(phi) for a family with a dispersion parameter
 
     def as_psi(beta, phi):
@@ -441,18 +447,19 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
         if verbose:
             print(f"IRLS iteration {len(objective.log):3d}   -logLik = {-value:.6f}")
     psi = as_psi(beta, phi)
-    gradient = glm.score(design, beta, phi)
     converged = bool(np.all(np.isfinite(gradient)) and np.max(np.abs(gradient), initial=0) < 1e-3)
     return Optimum(psi, converged, "IRLS", (psi.copy(), np.ones(len(psi), bool), information))
 
 
-def _beta_start(design: Design, phi: float, log: list | None = None) -> np.ndarray:
+def _beta_start(design: Design, phi: float, log: list | None = None) -> tuple[np.ndarray, float | None]:
     """Least squares of g(mu_start) on X, weighted by the prior weights, where it gives every mean inside the
     family's range; else, or if IRLS from it ends below the log-likelihood of the second candidate, the fit
     of the constant g(mean of mu_start), that candidate. (With the inverse link, a y near 0 makes g(y) = 1/y
-    huge, and IRLS from its least squares can run off to means near 0.) Given a ``log`` (the GLM's own
-    fit), the start is where IRLS took the winning least-squares candidate, with its iterations appended
-    to the log, so that the fit does not repeat them."""
+    huge, and IRLS from its least squares can run off to means near 0.)
+
+    Returns (start, value): where IRLS from the winning least-squares candidate converged, that is where it
+    ended, with the log-likelihood there (its iterations are appended to ``log``, if given), so that the fit
+    does not repeat them; else the candidate itself and None."""
     family = design.family
     mu_start = family.start_mu(design.y, design.n)
     root_w = np.sqrt(design.weights)
@@ -466,14 +473,15 @@ def _beta_start(design: Design, phi: float, log: list | None = None) -> np.ndarr
     if len(candidates) == 2:
         with np.errstate(all="ignore"):
             steps = []
-            reached = glm.irls(design, candidates[0], phi, steps)
-            if not glm.loglik(design, reached, phi) >= glm.loglik(design, candidates[1], phi):
-                return candidates[1]
-            if log is not None:
-                log.extend(steps)
-                return reached
+            reached, value, converged = glm.irls_to_convergence(design, candidates[0], phi, steps)
+            if not value >= glm.loglik(design, candidates[1], phi):
+                return candidates[1], None
+            if converged:
+                if log is not None:
+                    log.extend(steps)
+                return reached, value
     if candidates:
-        return candidates[0]
+        return candidates[0], None
     raise ValueError(f"no starting values give valid means for the {family.name} family with the "
                      f"'{family.link.name}' link; try another link (for Gamma, link='log')")
 
