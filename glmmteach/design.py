@@ -101,6 +101,9 @@ class Design:
     zi_spec: object = field(repr=False, default=None)
     disp_formula: Formula | None = field(repr=False, default=None)
     disp_scale: float = field(repr=False, default=1.0)
+    #: which rows of the data frame the design was built from: those without a missing value in the columns
+    #: the model uses (R's na.omit)
+    complete: np.ndarray | None = field(repr=False, default=None)
     _z_dlambda: list | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
@@ -335,7 +338,7 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
     missing values are dropped with a warning."""
     parsed = formula if isinstance(formula, Formula) else parse(formula)
     zi_formula, disp_formula = _zi_formula(ziformula, family), _disp_formula(dispformula, family)
-    data = _complete_cases(parsed, _check_data(data), weights, zi_formula, disp_formula)
+    data, complete = _complete_cases(parsed, _check_data(data), weights, zi_formula, disp_formula)
     weights = data.pop("(weights)").to_numpy(float) if "(weights)" in data else np.ones(len(data))
     y, n, weights = _response(parsed.response, data, family, weights)
     aliases = _aliases(parsed, data)
@@ -359,7 +362,7 @@ def build(formula: str | Formula, data: pd.DataFrame, family: families.Family,
         disp = dict(X_disp=X_disp, disp_names=disp_names, disp_formula=disp_formula, disp_scale=family.disp_scale)
     design = Design(parsed, family, y, n, X, x_names, Z, offset, weights, terms, parsed.response,
                     fixed_spec, factor_levels=factor_levels, aliases=aliases,
-                    X_zi=X_zi, zi_names=zi_names, zi_formula=zi_formula, zi_spec=zi_spec, **disp)
+                    X_zi=X_zi, zi_names=zi_names, zi_formula=zi_formula, zi_spec=zi_spec, complete=complete, **disp)
     _index_lambda(design)
     return design
 
@@ -429,10 +432,10 @@ def _unknown_column(name: str, where: str, formula_text: str, data: pd.DataFrame
 
 
 def _complete_cases(parsed: Formula, data: pd.DataFrame, weights, zi_formula: Formula | None = None,
-                    disp_formula: Formula | None = None) -> pd.DataFrame:
+                    disp_formula: Formula | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Keep the columns the formula (and the zero-inflation and dispersion formulas) uses; drop incomplete rows
     as R's na.omit does, with a warning. The index of ``data`` is kept, so that messages name the rows as the
-    user sees them."""
+    user sees them. Returns those rows and columns, and which rows of ``data`` they are (a boolean mask)."""
     for name in parsed.variables():
         if name not in data.columns:
             raise _unknown_column(name, _where(parsed, name), parsed.text, data)
@@ -470,12 +473,18 @@ def _complete_cases(parsed: Formula, data: pd.DataFrame, weights, zi_formula: Fo
                 raise ValueError(f"{what} has an infinite value ({values[position]}) in row "
                                  f"{used.index[position]}; the values a "
                                  "model uses must be finite numbers (drop or correct that row)")
-        elif isinstance(column.dtype, pd.CategoricalDtype):
+        elif isinstance(column.dtype, pd.CategoricalDtype) and _has_unused_levels(column):
             used[name] = column.cat.remove_unused_categories()   # as R's drop.unused.levels
     for name in _factor_columns(parsed):
         if name in used and _is_whole_float(used[name]):
             used[name] = used[name].astype("int64")      # factor(day) with day 82.0: level "82", as R
-    return used
+    return used, ~incomplete
+
+
+def _has_unused_levels(column: pd.Series) -> bool:
+    """Whether a categorical column has a category that no row takes."""
+    codes = column.array.codes
+    return not np.bincount(codes[codes >= 0], minlength=len(column.dtype.categories)).all()
 
 
 def caller_stacklevel() -> int:
@@ -928,9 +937,9 @@ def group_codes(group: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 def _levels(column: pd.Series) -> list[str]:
     """Levels as R's factor(): a categorical keeps its order, anything else is sorted (numbers as numbers)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy()
+        codes = column.array.codes
         used = np.unique(codes[codes >= 0])
-        return [str(c) for c in column.cat.categories[used]]
+        return [str(c) for c in column.dtype.categories[used]]
     return [str(v) for v in sorted(column.dropna().unique())]
 
 

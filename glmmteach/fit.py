@@ -227,7 +227,7 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=
     _check_nagq(design, nagq, reml)
     objective = Objective(design, reml, nagq)
     if _is_glm(design, reml):
-        return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design, weights))
+        return finish(objective, _fit_glm(objective, start or {}, verbose), _rows_used(data, design))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # trial points may overflow: f = inf
         beta_glm, phi_glm = _glm_start(design)
         psi0 = _start(objective, start or {}, beta_glm, phi_glm)
@@ -235,7 +235,7 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=
             objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
         criterion = _on_cells(objective)
         optimum = _optimise(criterion, psi0, verbose)
-    return finish(objective, optimum, _rows_used(data, design, weights), criterion=criterion)
+    return finish(objective, optimum, _rows_used(data, design), criterion=criterion)
 
 
 def refit(fit, y, standard_errors: bool = True):
@@ -298,14 +298,10 @@ def _is_glm(design: Design, reml: bool) -> bool:
     return design.q == 0 and not reml and not design.zero_inflated and design.disp_formula is None
 
 
-def _rows_used(data, design: Design, weights):
-    """The rows of ``data`` that the fit used: no missing value in the formula's columns or the weights."""
-    complete = data[design.variables()].notna().all(axis=1)
-    if isinstance(weights, str):
-        complete &= data[weights].notna()
-    elif weights is not None:
-        complete &= ~np.isnan(np.asarray(weights, float))
-    return data.loc[complete]
+def _rows_used(data, design: Design):
+    """The rows of ``data`` that the fit used: no missing value in the formula's columns or the weights (as
+    :func:`glmmteach.design.build` found them, ``design.complete``)."""
+    return data.loc[design.complete]
 
 
 def _check_nagq(design: Design, nagq: int, reml: bool) -> None:

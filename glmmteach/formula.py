@@ -26,6 +26,7 @@ Examples
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -297,6 +298,7 @@ def _to_formulaic(fixed: str) -> str:
     return "".join(out) + fixed[i:]
 
 
+@functools.lru_cache(maxsize=4096)
 def r_name(column: str) -> str:
     """formulaic's column name -> R's: ``Intercept`` -> ``(Intercept)``, ``gen[T.O75]`` -> ``genO75``,
     ``C(day)[T.82]`` -> ``factor(day)82``, ``I(x ** 2)`` -> ``I(x^2)``."""

@@ -170,33 +170,49 @@ def _score_s(design: Design, mu: np.ndarray, phi: float) -> float:
 
 def fit(design: Design, beta: np.ndarray, phi: float, log: list, rounds: int = 20, value: float | None = None):
     """The maximum likelihood of the GLM from (beta, phi): IRLS for beta and :func:`phi_step` for phi,
-    alternated until the log-likelihood stops rising, then Newton steps on (beta, s) together. ``value``:
-    :math:`\\ell` at (beta, phi) when beta is already IRLS's converged maximum at this phi (the first IRLS
-    is then not repeated). Returns (beta, phi, observed information, score) at the optimum."""
-    for round_ in range(rounds):
-        if round_ or value is None:
-            before = value
-            beta, value, _ = irls_to_convergence(design, beta, phi, log)
-            if round_ and value < before + 1e-10 * (1 + abs(before)):
-                break      # for the last phi, beta did not move: both are the optimum's
-        if not design.family.has_phi:
-            break
+    alternated until IRLS at the new phi would gain nothing (:func:`irls_gain`), then Newton steps on
+    (beta, s) together. ``value``: :math:`\\ell` at (beta, phi) when beta is already IRLS's converged maximum
+    at this phi (the first IRLS is then not repeated). Returns (beta, phi, observed information, score) at
+    the optimum."""
+    if value is None:
+        beta, value, _ = irls_to_convergence(design, beta, phi, log)
+    for _ in range(rounds if design.family.has_phi else 0):
         phi, value = phi_step(design, beta, phi, value)
         log.append((beta.copy(), phi, value))
+        I, g = information_and_score(design, beta, phi)
+        if irls_gain(I, g, len(beta)) < 1e-10 * (1 + abs(value)):
+            return _newton(design, beta, phi, log, value, (I, g))   # beta is the maximum at this phi too
+        beta, value, _ = irls_to_convergence(design, beta, phi, log)
     return _newton(design, beta, phi, log, value)
 
 
-def _newton(design: Design, beta: np.ndarray, phi: float, log: list, value: float, steps: int = 5):
+def irls_gain(I: np.ndarray, g: np.ndarray, p: int) -> float:
+    """What an IRLS (Newton) step in beta would add to :math:`\\ell`, by the quadratic model:
+    :math:`\\tfrac12 g_\\beta^\\top (X^\\top D X)^{-1} g_\\beta`, from the information ``I`` and score ``g`` of
+    :func:`information_and_score` (their first p rows); inf where :math:`X^\\top D X` is not positive
+    definite (away from the maximum, for a link that is not canonical)."""
+    try:
+        w = np.linalg.solve(np.linalg.cholesky(I[:p, :p]), g[:p])
+    except np.linalg.LinAlgError:
+        return np.inf
+    return float(w @ w) / 2
+
+
+def _newton(design: Design, beta: np.ndarray, phi: float, log: list, value: float, at: tuple | None = None,
+            steps: int = 5):
     """Newton steps on :math:`(\\beta, s)` with the observed information, each kept if it raises
-    :math:`\\ell` (= ``value`` at the start); returns (beta, phi, information, score)."""
+    :math:`\\ell` (= ``value`` at the start) and is not below the rounding of the estimates (1e-12);
+    ``at``: the (information, score) at (beta, phi), if known. Returns (beta, phi, information, score)."""
     p = len(beta)
     psi = np.append(beta, np.log(phi)) if design.family.has_phi else beta.copy()
     unpack = (lambda v: (v[:p], float(np.exp(v[p])))) if design.family.has_phi else (lambda v: (v, phi))
-    I, g = information_and_score(design, *unpack(psi))      # at psi: the information the SEs need, kept
+    I, g = at if at is not None else information_and_score(design, *unpack(psi))   # the SEs need it at psi
     for _ in range(steps):
         try:
             step = np.linalg.solve(I, g)
         except np.linalg.LinAlgError:
+            break
+        if np.max(np.abs(step), initial=0.0) < 1e-12:
             break
         new = loglik(design, *unpack(psi + step))
         if not new > value:

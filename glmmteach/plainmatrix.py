@@ -19,6 +19,7 @@ on new data need is made only when first asked for (:class:`DeferredSpec`).
 """
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 
 import numpy as np
@@ -33,19 +34,18 @@ def plain_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]] 
     """X and its R column names for a plain formula ``expr``, or None if it is not plain (then
     formulaic builds it): an intercept, every factor a column looked up by name (numeric, text or
     categorical), and every factor of a term coded by contrasts (the term without it is in the model)."""
-    try:
-        terms = list(Formula(expr))
-    except Exception:  # noqa: BLE001 - formulaic reports the formula's errors itself, on its own path
+    terms = _terms(expr)
+    if not terms or terms[0] != ("1",):
         return None
-    if not terms or str(terms[0]) != "1":
-        return None
-    present = {frozenset(f.expr for f in t.factors if f.expr != "1") for t in terms}
-    columns, names = [np.ones((len(data), 1))], ["Intercept"]
-    for term in terms[1:]:
-        factors = [f.expr for f in term.factors]
-        if not all(f.eval_method == Factor.EvalMethod.LOOKUP and f.expr in data.columns for f in term.factors):
+    present = {frozenset(factors) - {"1"} for factors in terms}
+    columns, names, coded_by_name = [np.ones((len(data), 1))], ["Intercept"], {}
+    for factors in terms[1:]:
+        if not all(name is not None and name in data.columns for name in factors):
             return None
-        coded = [_coded(name, data[name]) for name in factors]
+        for name in factors:
+            if name not in coded_by_name:
+                coded_by_name[name] = _coded(name, data[name])
+        coded = [coded_by_name[name] for name in factors]
         if any(c is None for c in coded) or not _contrasts_apply(factors, coded, present):
             return None
         block, labels = _interaction(coded)
@@ -53,6 +53,19 @@ def plain_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]] 
         names += labels
     # column-major, as formulaic's matrices are: the same numbers in the same layout give the same sums
     return np.asfortranarray(np.hstack(columns)), [r_name(name) for name in names]
+
+
+@functools.lru_cache(maxsize=256)
+def _terms(expr: str) -> tuple[tuple, ...] | None:
+    """formulaic's terms of ``expr``, each as the names of its factors (None for a factor that is not a column
+    looked up by name; the intercept is ``("1",)``), parsed once for each formula text; None if formulaic cannot
+    parse it."""
+    try:
+        terms = list(Formula(expr))
+    except Exception:  # noqa: BLE001 - formulaic reports the formula's errors itself, on its own path
+        return None
+    return tuple(tuple(f.expr if f.eval_method == Factor.EvalMethod.LOOKUP or f.expr == "1" else None
+                       for f in term.factors) for term in terms)
 
 
 def _coded(name: str, column: pd.Series) -> tuple[np.ndarray, list[str], bool] | None:

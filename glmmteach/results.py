@@ -102,10 +102,11 @@ class GlmmFit:
 
         R: glmmTMB's and lme4's singular-fit warnings, ``lme4::isSingular(fit)``."""
         out = []
-        for row in self.varcorr.itertuples():
-            if row.sd < 1e-4 * max(1.0, self.family.eta_scale(self.phi)):
-                out.append(f"singular fit: the standard deviation of '{row.term}' across '{row.group}' is "
-                           "estimated as (nearly) zero, so this random effect is not supported by the data.")
+        for term, Sigma in zip(self.design.terms, self.design.covariances(self.theta)):   # varcorr's SDs
+            for name, variance in zip(term.names, np.diag(Sigma)):
+                if np.sqrt(variance) < 1e-4 * max(1.0, self.family.eta_scale(self.phi)):
+                    out.append(f"singular fit: the standard deviation of '{name}' across '{term.group}' is "
+                               "estimated as (nearly) zero, so this random effect is not supported by the data.")
         for group, corr in self.ranef_corr.items():
             values = corr.to_numpy()[np.tril_indices(len(corr), -1)]
             if np.any(np.abs(values) > 0.999):

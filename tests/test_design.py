@@ -292,6 +292,18 @@ def test_rows_with_missing_values_are_dropped_with_a_count(small):
     np.testing.assert_array_equal(d.y, small.y.drop([1, 4]))
 
 
+def test_the_design_knows_the_rows_it_used_and_the_fit_keeps_them(small):
+    data = small.assign(unused=np.nan).set_axis([10, 11, 12, 12, 14, 15])      # a repeated label too
+    data.loc[11, "x"] = np.nan
+    data.iloc[3, data.columns.get_loc("y")] = np.nan
+    with pytest.warns(UserWarning, match="2 of 6 rows"):
+        d = build("y ~ x", data)
+    np.testing.assert_array_equal(d.complete, [True, False, True, False, True, True])
+    with pytest.warns(UserWarning, match="2 of 6 rows"):
+        fit = gt.glmm("y ~ x", data)
+    pd.testing.assert_frame_equal(fit.data, data.iloc[[0, 2, 4, 5]])
+
+
 def test_missing_values_in_unused_columns_are_ignored(small):
     data = small.assign(unused=np.nan)
     with warnings.catch_warnings():

@@ -2,8 +2,11 @@
 
 The reference tests compare these fits with glmmTMB (tests/reference/glm_*.json). Here: the IRLS optimum
 is the maximum the general optimiser finds; the observed information used for the standard errors is
-the Hessian of -log L (numerically, from the analytic gradient); each iteration raises the log-likelihood.
+the Hessian of -log L (numerically, from the analytic gradient); each iteration raises the log-likelihood;
+the step in phi solves the score equation in log(phi), and falls back to Brent's method where it cannot.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,4 +79,59 @@ def test_irls_is_exact_least_squares_for_the_gaussian():
     design = build("y ~ x + f", d, gt.families.get("gaussian"))
     beta, residual = np.linalg.lstsq(design.X, design.y, rcond=None)[:2]
     np.testing.assert_allclose(fit.beta, beta, rtol=0, atol=1e-10)
-    assert fit.sigma == pytest.approx(np.sqrt(residual[0] / len(d)), rel=1e-8)
+    assert fit.sigma == pytest.approx(np.sqrt(residual[0] / len(d)), rel=1e-12)     # the score in s solved
+
+
+WITH_PHI = [m for m in MODELS if gt.families.get(MODELS[m][1]).has_phi]
+
+
+@pytest.mark.parametrize("model", WITH_PHI)
+def test_the_phi_step_is_the_maximum_brent_finds_with_its_score_zero(model):
+    """phi_step solves the score equation in s = log(phi) at fixed mu; Brent's method on the log-likelihood
+    itself (the fallback) finds the same maximum to its own tolerance, and the step never lowers ell."""
+    formula, family = MODELS[model]
+    fit = gt.glmm(formula, data(), family=family)
+    design, beta = fit.design, fit.beta
+    value = glm.loglik(design, beta, 1.0)
+    phi, new = glm.phi_step(design, beta, 1.0, value)
+    assert phi == pytest.approx(glm.best_phi(design, beta, 1.0), rel=1e-6)
+    assert new == glm.loglik(design, beta, phi) and new >= value
+    mu = design.family.link.inverse(design.X @ beta + design.offset)
+    assert abs(glm._score_s(design, mu, phi)) < 1e-8 * design.nobs
+    assert abs(glm._score_s(design, mu, phi)) < abs(glm._score_s(design, mu, glm.best_phi(design, beta, 1.0)))
+
+
+@pytest.mark.parametrize("model", WITH_PHI)
+def test_without_a_root_of_the_score_the_phi_step_falls_back_to_brent(model, monkeypatch):
+    formula, family = MODELS[model]
+    fit = gt.glmm(formula, data(), family=family)
+    monkeypatch.setattr(glm, "score_root", lambda S, s, **kw: None)
+    fallback = gt.glmm(formula, data(), family=family)
+    assert fallback.converged and fallback.message == "IRLS"
+    assert fallback.loglik == pytest.approx(fit.loglik, abs=1e-9)
+    np.testing.assert_allclose(fallback.psi, fit.psi, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fallback.se, fit.se, rtol=1e-5)
+
+
+def test_score_root_finds_a_maximum_and_gives_up_where_there_is_none():
+    assert glm.score_root(lambda s: 2 - np.exp(s), 0.0) == pytest.approx(np.log(2), abs=1e-12)
+    assert glm.score_root(lambda s: -(s - 1) ** 3 - (s - 1), -5.0) == pytest.approx(1.0, abs=1e-12)
+    assert glm.score_root(lambda s: np.exp(s), 0.0) is None            # rising slope: a minimum, not a maximum
+    assert glm.score_root(lambda s: np.exp(-s), 0.0) is None           # always uphill: no maximum
+    assert glm.score_root(lambda s: np.nan, 0.0) is None
+
+
+@dataclass(frozen=True)
+class GammaWithNumericalPartials(gt.families.Gamma):
+    """A Gamma that gives no formulas for its derivatives in log(phi): the base class's finite differences."""
+
+    dispersion_partials = gt.families.Family.dispersion_partials
+    dispersion_score = gt.families.Family.dispersion_score
+
+
+def test_a_family_without_dispersion_formulas_fits_the_same_glm():
+    fit = gt.glmm("positive ~ x + f", data(), family=gt.families.Gamma(link="log"))
+    numerical = gt.glmm("positive ~ x + f", data(), family=GammaWithNumericalPartials(link="log"))
+    assert numerical.converged
+    np.testing.assert_allclose(numerical.psi, fit.psi, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(numerical.se, fit.se, rtol=1e-6)
