@@ -606,8 +606,8 @@ class Gamma(Family):
     def dispersion_score(self, y, mu, phi, n=1):
         """:math:`\\partial\\ell/\\partial s = -2k\\,\\partial\\ell/\\partial k`, :math:`\\partial\\ell/\\partial k = \\log y
         - y/\\mu - \\psi(k) + \\log k + 1 - \\log\\mu` (:meth:`dispersion_partials`)."""
-        y, mu, shape = _as_float(y), _as_float(mu), 1.0 / _as_float(phi) ** 2
-        in_k = np.log(y / mu) - y / mu + 1 + _phi_term(lambda phi: np.log(phi**-2) - digamma(phi**-2), phi)
+        ratio, shape = _as_float(y) / _as_float(mu), 1.0 / _as_float(phi) ** 2
+        in_k = np.log(ratio) - ratio + 1 + _phi_term(lambda phi: np.log(phi**-2) - digamma(phi**-2), phi)
         return -2 * shape * in_k
 
     def dloglik_dmu(self, y, mu, phi, n=1):

@@ -429,7 +429,7 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
         if "beta" in start:
             beta = np.asarray(start["beta"], float)
         else:
-            beta, reached = _beta_start(design, phi, steps)
+            beta, reached = _beta_start(design, phi, steps, _normal_equations)
         if len(beta) != design.X.shape[1]:
             raise ValueError(f"start needs {design.X.shape[1]} beta values")
         beta, phi, information, gradient = glm.fit(design, beta, phi, steps, value=reached)
@@ -447,11 +447,29 @@ def _fit_glm(objective: Objective, start: dict, verbose: bool) -> "Optimum":
     return Optimum(psi, converged, "IRLS", (psi.copy(), np.ones(len(psi), bool), information))
 
 
-def _beta_start(design: Design, phi: float, log: list | None = None) -> tuple[np.ndarray, float | None]:
+def _least_squares(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares solution of :math:`A\\beta \\approx b` from the SVD of A (numpy's ``lstsq``)."""
+    return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def _normal_equations(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares solution from the normal equations, :math:`(A^\\top A)\\beta = A^\\top b`: a p x p solve,
+    a fraction of the SVD's cost for N >> p, and as good a start (X has full rank; IRLS refines it). Where
+    :math:`A^\\top A` is singular (rows of weight 0), the SVD's solution."""
+    try:
+        return np.linalg.solve(A.T @ A, A.T @ b)
+    except np.linalg.LinAlgError:
+        return _least_squares(A, b)
+
+
+def _beta_start(design: Design, phi: float, log: list | None = None,
+                least_squares=_least_squares) -> tuple[np.ndarray, float | None]:
     """Least squares of g(mu_start) on X, weighted by the prior weights, where it gives every mean inside the
     family's range; else, or if IRLS from it ends below the log-likelihood of the second candidate, the fit
     of the constant g(mean of mu_start), that candidate. (With the inverse link, a y near 0 makes g(y) = 1/y
-    huge, and IRLS from its least squares can run off to means near 0.)
+    huge, and IRLS from its least squares can run off to means near 0.) ``least_squares``: how those two
+    fits are solved (:func:`_least_squares`, the SVD, for the starts of mixed models, whose optimiser paths
+    depend on its last digits; the GLM's own fit, polished by Newton steps, takes :func:`_normal_equations`).
 
     Returns (start, value): where IRLS from the winning least-squares candidate converged, that is where it
     ended, with the log-likelihood there (its iterations are appended to ``log``, if given), so that the fit
@@ -462,7 +480,7 @@ def _beta_start(design: Design, phi: float, log: list | None = None) -> tuple[np
     candidates = []
     for target in (family.link.link(mu_start), np.full(design.nobs, family.link.link(np.mean(mu_start)))):
         with np.errstate(all="ignore"):
-            beta0 = np.linalg.lstsq(root_w[:, None] * design.X, root_w * (target - design.offset), rcond=None)[0]
+            beta0 = least_squares(root_w[:, None] * design.X, root_w * (target - design.offset))
             mu = family.link.inverse(design.X @ beta0 + design.offset)
             if np.all(np.isfinite(family.loglik(design.y, mu, phi, design.n))):
                 candidates.append(beta0)

@@ -29,8 +29,20 @@ from .design import Design
 from .laplace import Response
 
 def loglik(design: Design, beta: np.ndarray, phi: float) -> float:
-    """:math:`\\ell(\\beta, \\phi) = \\sum_i w_i \\log p(y_i \\mid \\mu_i, \\phi)`."""
-    return float(np.sum(_response(design, beta, phi).loglik))
+    """:math:`\\ell(\\beta, \\phi) = \\sum_i w_i \\log p(y_i \\mid \\mu_i, \\phi)` (:func:`total`)."""
+    return total(design, _response(design, beta, phi))
+
+
+def total(design: Design, response: Response) -> float:
+    """:math:`\\sum_i \\ell_i`, or :math:`-\\infty` where it is rounding error: for a family of counts
+    (``integer_valued``) every :math:`\\ell_i` is a log-probability, at most 0, and a positive one marks a point
+    where the family's formulas have lost their digits (a beta-binomial far into its binomial limit,
+    :math:`\\phi` ~ 1e17, where :math:`\\log\\Gamma` differences of numbers near 4e19 are taken), which no
+    step may go to."""
+    ell = response.loglik
+    if design.family.integer_valued and np.any(ell > 1e-8):
+        return -np.inf
+    return float(np.sum(ell))
 
 
 def irls(design: Design, beta: np.ndarray, phi: float, log: list, tol: float = 1e-10, max_iter: int = 100):
@@ -45,14 +57,14 @@ def irls_to_convergence(design: Design, beta: np.ndarray, phi: float, log: list,
     :math:`\\ell` below ``tol`` relative and the last step below 1e-8 (not converged: no step that halving
     leaves uphill, or ``max_iter`` iterations)."""
     response = _response(design, beta, phi)
-    value = float(np.sum(response.loglik))
+    value = total(design, response)
     for _ in range(max_iter):
         D = np.maximum(response.D, 1e-10)
         step = np.linalg.solve(design.X.T @ (D[:, None] * design.X), design.X.T @ response.gradient)
         t = 1.0
         while True:
             candidate = _response(design, beta + t * step, phi)
-            new = float(np.sum(candidate.loglik))
+            new = total(design, candidate)
             if np.isfinite(new) and new >= value - 1e-12 * abs(value):
                 break
             t /= 2
@@ -78,18 +90,21 @@ def phi_step(design: Design, beta: np.ndarray, phi: float, value: float) -> tupl
     .. math:: S(s) = \\sum_i w_i\\,\\frac{\\partial\\ell_i}{\\partial s} = 0,
 
     by :func:`score_root` (the secant method, safeguarded). Where it finds no root, or one below
-    ``value``, Brent's method on :math:`\\ell` itself (:func:`best_phi`) takes over."""
+    ``value``, Brent's method on :math:`\\ell` itself (:func:`best_phi`) takes over; where that is below
+    ``value`` too, phi stays."""
     mu = design.family.link.inverse(design.X @ beta + design.offset)
     s = score_root(lambda s: _score_s(design, mu, float(np.exp(s))), float(np.log(phi)))
     if s is not None:
         new = loglik(design, beta, float(np.exp(s)))
         if np.isfinite(new) and new >= value - 1e-12 * abs(value):
             return float(np.exp(s)), new
-    phi = best_phi(design, beta, phi)
-    return phi, loglik(design, beta, phi)
+    brent = best_phi(design, beta, phi)
+    new = loglik(design, beta, brent)
+    return (brent, new) if new >= value else (phi, value)
 
 
-def score_root(S, s: float, tol: float = 1e-10, max_iter: int = 50, max_step: float = 2.0) -> float | None:
+def score_root(S, s: float, tol: float = 1e-10, max_iter: int = 50, max_step: float = 2.0,
+               min_curvature: float = 1e-4) -> float | None:
     """The maximum of a log-likelihood in one parameter s, as the root of its score S (None if not found).
 
     Newton's method with the derivative from the last two points (the secant method),
@@ -97,9 +112,10 @@ def score_root(S, s: float, tol: float = 1e-10, max_iter: int = 50, max_step: fl
     .. math:: s_{k+1} = s_k - S(s_k)\\,\\frac{s_k - s_{k-1}}{S(s_k) - S(s_{k-1})},
 
     the first derivative by a forward difference (:mod:`glmmteach.numdiff`'s step). Safeguards: the
-    derivative must be negative (a maximum, not a minimum); a step is at most ``max_step``; once S has
-    changed sign the root is bracketed, and a step leaving the bracket is replaced by its midpoint.
-    Converged when the step is below ``tol``."""
+    derivative must be below ``-min_curvature`` (a maximum, not a minimum, and one the data pin down: where
+    the log-likelihood is flat, as for a beta-binomial running to its binomial limit, the score is mostly
+    rounding); a step is at most ``max_step``; once S has changed sign the root is bracketed, and a step
+    leaving the bracket is replaced by its midpoint. Converged when the step is below ``tol``."""
     h = float(numdiff.steps(np.array([s]))[0])
     S0 = S(s)
     previous, S_previous = s + h, S(s + h)
@@ -111,7 +127,7 @@ def score_root(S, s: float, tol: float = 1e-10, max_iter: int = 50, max_step: fl
             return s
         low, high = (max(low, s), high) if S0 > 0 else (low, min(high, s))
         slope = (S0 - S_previous) / (s - previous)
-        if not slope < 0:
+        if not slope < -min_curvature:
             return None
         step = float(np.clip(-S0 / slope, -max_step, max_step))
         if not low < s + step < high:         # only once bracketed: the other side is where S changed sign

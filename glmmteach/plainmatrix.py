@@ -77,10 +77,10 @@ def _coded(name: str, column: pd.Series) -> tuple[np.ndarray, list[str], bool] |
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(float)[:, None], [name], False
     if isinstance(column.dtype, pd.CategoricalDtype):
-        levels = list(column.cat.categories)
+        levels = list(column.dtype.categories)
         if not all(isinstance(level, (str, int, np.integer)) for level in levels):
             return None
-        codes = column.cat.codes.to_numpy()
+        codes = column.array.codes
     elif pd.api.types.infer_dtype(column, skipna=False) == "string":
         levels, codes = _levels_and_codes(column)
     else:

@@ -6,6 +6,7 @@ the Hessian of -log L (numerically, from the analytic gradient); each iteration 
 the step in phi solves the score equation in log(phi), and falls back to Brent's method where it cannot.
 """
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -135,3 +136,14 @@ def test_a_family_without_dispersion_formulas_fits_the_same_glm():
     assert numerical.converged
     np.testing.assert_allclose(numerical.psi, fit.psi, rtol=0, atol=1e-8)
     np.testing.assert_allclose(numerical.se, fit.se, rtol=1e-6)
+
+
+def test_a_positive_log_probability_of_a_count_is_no_log_likelihood():
+    """For counts every ell_i is a log-probability, at most 0; a positive one is the rounding error of a family's
+    formulas far outside their range (a beta-binomial at phi ~ 1e17), and no GLM step may go there."""
+    counts = gt.glmm("count ~ x + f", data(), family="poisson").design
+    positive = gt.glmm("positive ~ x + f", data(), family=gt.families.Gamma(link="log")).design
+    ell = SimpleNamespace(loglik=np.array([-2.0, -0.5, 0.25]))
+    assert glm.total(counts, ell) == -np.inf
+    assert glm.total(positive, ell) == pytest.approx(-2.25)      # a density may exceed 1
+    assert glm.total(counts, SimpleNamespace(loglik=np.array([-2.0, 0.0]))) == -2.0
