@@ -273,7 +273,7 @@ def refit(fit, y, standard_errors: bool = True):
     objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq,
                           warm_start=fit.optimum.v.copy(), layout=fit.objective.layout)
     with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        optimum = None
+        optimum, criterion = None, None                 # criterion: what the optimiser ran on, if it ran
         if _is_glm(design, fit.objective.reml):        # IRLS, from the fit's estimates
             optimum = _fit_glm(objective, {"beta": fit.beta, "sigma": fit.sigma}, verbose=False)
         if optimum is None or not optimum.converged:

@@ -147,3 +147,17 @@ def test_a_positive_log_probability_of_a_count_is_no_log_likelihood():
     assert glm.total(counts, ell) == -np.inf
     assert glm.total(positive, ell) == pytest.approx(-2.25)      # a density may exceed 1
     assert glm.total(counts, SimpleNamespace(loglik=np.array([-2.0, 0.0]))) == -2.0
+
+
+@pytest.mark.parametrize("model", ["gamma_log", "nbinom2", "binomial_probit"])
+def test_a_glm_refit_runs_irls_from_the_fit_and_matches_a_new_fit(model):
+    formula, family = MODELS[model]
+    d = data()
+    fit = gt.glmm(formula, d, family=family)
+    y = fit.simulate(1, seed=3).to_numpy(float)[:, 0]
+    refit = fit.refit(y)
+    response = {"gamma_log": "positive", "nbinom2": "count", "binomial_probit": "success"}[model]
+    direct = gt.glmm(formula, d.assign(**{response: y}), family=family)
+    assert refit.converged and refit.message == "IRLS"
+    assert refit.loglik == pytest.approx(direct.loglik, abs=1e-9)
+    np.testing.assert_allclose(refit.psi, direct.psi, rtol=0, atol=1e-7)
