@@ -26,7 +26,7 @@ from scipy.optimize import minimize_scalar
 
 from . import numdiff
 from .design import Design
-from .laplace import Response
+from .laplace import Response, per_observation
 
 def loglik(design: Design, beta: np.ndarray, phi: float) -> float:
     """:math:`\\ell(\\beta, \\phi) = \\sum_i w_i \\log p(y_i \\mid \\mu_i, \\phi)` (:func:`total`)."""
@@ -251,7 +251,8 @@ def _constant(phi) -> float:
 
 
 def _response(design: Design, beta: np.ndarray, phi: float) -> Response:
-    """The response at :math:`\\eta = X\\beta + o` with one dispersion for all (a number: the families
-    broadcast it)."""
+    """The response at :math:`\\eta = X\\beta + o`, with phi repeated for every observation (as the mixed
+    models' steps give it: a number instead changes the last digits of some log-likelihoods, and with them
+    the starts of mixed models)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return Response.at(design, design.X @ beta + design.offset, phi)
+        return Response.at(design, design.X @ beta + design.offset, per_observation(design, phi))

@@ -51,9 +51,8 @@ class NotPositiveDefinite(ArithmeticError):
 @dataclass
 class Response:
     r"""The response's state at one value of eta (as MixedModels.jl's response object): mu, ell_i, its
-    gradient and curvature with respect to eta_i. ``phi`` holds one dispersion value per observation (or one
-    number for all, as the GLM's steps give it: the families broadcast it), ``zeta`` the logit of each
-    observation's structural-zero probability (None without zero inflation).
+    gradient and curvature with respect to eta_i. ``phi`` holds one dispersion value per observation, ``zeta``
+    the logit of each observation's structural-zero probability (None without zero inflation).
 
     ``gradient`` = :math:`w_i\\,\\partial\\ell_i/\\partial\\eta_i` (:math:`= w_i\\,\\ell'(\\mu_i)\\,\\mu'(\\eta_i)`);
     ``D`` = :math:`-w_i\\,\\partial^2\\ell_i/\\partial\\eta_i^2` (:math:`= -w_i\\,[\\ell''(\\mu_i)\\mu'(\\eta_i)^2 + \\ell'(\\mu_i)\\mu''(\\eta_i)]`).
