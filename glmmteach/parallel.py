@@ -27,7 +27,7 @@ def replicate_seeds(seed, n: int, stream: int) -> list[int]:
     from its own seed, so the replicates do not depend on which process runs them.
 
     The streams in use: 1 the uniform draws of the scaled residuals, 2 the residual tests' refits, 3 the
-    Pearson test's refits, 4 the bootstrap intervals.
+    Pearson test's refits, 4 the bootstrap intervals, 5 the bootstrap likelihood-ratio test.
 
     R: no counterpart (R's bootstraps draw from one stream, ``set.seed()``)."""
     entropy = np.random.SeedSequence(seed).entropy

@@ -1,9 +1,10 @@
 """The API reference documents every public attribute and method of the objects students use most.
 
-The fitted model (GlmmFit), the scaled residuals (ScaledResiduals) and a test's result (TestResult): each
-public name has a docstring (``#:`` comments for dataclass fields, which Sphinx autodoc reads), and each
-docstring names the R equivalent in a line "R: ...". For attributes and properties the first line has no
-colon outside backticks: Sphinx's napoleon would read "words: more" there as a type ("Type: words").
+The fitted model (GlmmFit), the scaled residuals (ScaledResiduals), a test's result (TestResult) and a bootstrap
+likelihood-ratio test's (BootstrapLRT): each public name has a docstring (``#:`` comments for dataclass fields,
+which Sphinx autodoc reads), and each docstring names the R equivalent in a line "R: ...". For attributes and
+properties the first line has no colon outside backticks: Sphinx's napoleon would read "words: more" there as a
+type ("Type: words").
 The built page (tests/test_browser.py) is checked for an entry per name too.
 """
 from __future__ import annotations
@@ -15,12 +16,13 @@ import re
 import pytest
 
 import glmmteach
+from glmmteach.comparison import BootstrapLRT
 from glmmteach.diagnostics import ScaledResiduals, TestResult
 from glmmteach.results import GlmmFit
 
 pycode = pytest.importorskip("sphinx.pycode", reason="Sphinx (the book's extra) reads the #: comments")
 
-CLASSES = [GlmmFit, ScaledResiduals, TestResult]
+CLASSES = [GlmmFit, ScaledResiduals, TestResult, BootstrapLRT]
 # Named in the course as the ones students use most; every other public name is checked as well.
 NAMED = ["fixef", "se", "vcov", "varcorr", "ranef", "ranef_corr", "sigma", "loglik", "aic", "bic", "nobs",
          "predict", "residuals", "simulate", "summary"]

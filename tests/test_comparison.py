@@ -2,6 +2,7 @@
 
 References: tests/reference/inference_reference.json ("anova"), made by make_inference_reference.R.
 """
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import glmmteach as gt
 
@@ -113,3 +115,132 @@ def test_aic_of_fits_that_are_not_nested_in_the_order_given():
         gt.AIC(*fits, names=["only one"])
     with pytest.raises(ValueError, match="at least one fit"):
         gt.AIC()
+
+
+# ---- the parametric bootstrap likelihood-ratio test (pbkrtest's PBmodcomp) ---------------------------
+SEEDS_NULL = "cbind(germ, n - germ) ~ gen * extract"
+SEEDS_ALTERNATIVE = "cbind(germ, n - germ) ~ gen * extract + (1 | plate)"
+
+
+@pytest.fixture(scope="module")
+def seed_fits():
+    seeds = gt.datasets.load("crowder_seeds")
+    return (gt.glmm(SEEDS_NULL, seeds, family="binomial"), gt.glmm(SEEDS_ALTERNATIVE, seeds, family="binomial"))
+
+
+def lrt_by_hand(null, alternative, seeds):
+    """The loop of the lesson "Is the random effect needed?", one simulated data set per seed."""
+    lrt_star = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gt.ConvergenceWarning)     # singular fits: expected under H0
+        for seed in seeds:
+            y_star = null.simulate(1, seed=seed)["sim_1"]
+            fit1 = alternative.refit(y_star, standard_errors=False)
+            fit0 = null.refit(y_star, standard_errors=False)
+            lrt_star.append(max(0.0, 2 * (fit1.loglik - fit0.loglik)))
+    return np.array(lrt_star)
+
+
+def test_bootstrap_lrt_is_the_lessons_loop_on_any_number_of_processes(seed_fits):
+    """The statistics of the replicates are those of the lesson's loop with the same seeds (stream 5), the
+    observed statistic and chi-square p-value those of anova, the p-value (1 + #{LRT* >= LRT}) / (1 + B);
+    and all of it is the same on two processes, without touching the global random state."""
+    from glmmteach.parallel import replicate_seeds
+    null, alternative = seed_fits
+    state = np.random.get_state()[1].copy()
+    one = gt.bootstrap_lrt(null, alternative, nsim=10, seed=2024)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    by_hand = lrt_by_hand(null, alternative, replicate_seeds(2024, 10, stream=5))
+    assert one.n_used == 10 and one.nsim == 10
+    np.testing.assert_array_equal(one.lrt_star, by_hand)
+    assert (by_hand > 1e-6).any() and (by_hand < 1e-6).any()      # both kinds of replicate: on and off the boundary
+    anova = gt.anova(null, alternative).table.iloc[1]
+    assert one.statistic == anova["Chisq"] == pytest.approx(2 * (alternative.loglik - null.loglik))
+    assert one.df == anova["Chi Df"] == 1
+    assert one.p_chisq == pytest.approx(anova["Pr(>Chisq)"], rel=1e-12)
+    assert one.p_boot == (1 + np.sum(by_hand >= one.statistic)) / 11
+    assert one.n_extreme == np.sum(by_hand >= one.statistic)
+    two = gt.bootstrap_lrt(null, alternative, nsim=10, seed=2024, n_jobs=2)
+    np.testing.assert_array_equal(two.lrt_star, one.lrt_star)
+    assert two.p_boot == one.p_boot
+    assert not np.array_equal(gt.bootstrap_lrt(null, alternative, nsim=10, seed=2025).lrt_star, one.lrt_star)
+    table = one.table
+    assert list(table.index) == ["LRT", "PBtest"] and list(table.columns) == ["stat", "df", "p.value"]
+    assert table.loc["PBtest", "p.value"] == one.p_boot and np.isnan(table.loc["PBtest", "df"])
+    lines = str(one).split("\n")
+    assert lines[0] == f"Parametric bootstrap test; samples: 10; used: 10; extremes: {one.n_extreme}"
+    assert lines[1:3] == [f"large : {SEEDS_ALTERNATIVE}", f"small : {SEEDS_NULL}"]
+    assert lines[4].startswith("LRT ") and lines[5].startswith("PBtest ")
+
+
+def simulated_counts(seed: int) -> pd.DataFrame:
+    """60 Poisson counts in 10 groups, with neither an effect of x nor of the group: both nulls are true."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"y": rng.poisson(3.0, 60).astype(float), "x": rng.uniform(-1, 1, 60),
+                         "g": np.repeat([f"g{i}" for i in range(10)], 6)})
+
+
+def test_bootstrap_lrt_under_a_true_null():
+    """When the null is true: for a fixed effect (inside the parameter space) the replicates follow the
+    chi-square(1) distribution; for a variance at 0 (on its boundary) many are exactly 0 and large ones are
+    rare. The p-values lie in [1/(1 + B), 1]."""
+    data = simulated_counts(11)
+    fixed = gt.bootstrap_lrt(gt.glmm("y ~ 1", data, family="poisson"), gt.glmm("y ~ x", data, family="poisson"),
+                             nsim=80, seed=1)
+    assert fixed.df == 1 and fixed.n_used == 80 and (fixed.lrt_star > 0).all()
+    assert 0.6 < fixed.lrt_star.mean() < 1.5                            # chi-square(1): mean 1
+    assert stats.kstest(fixed.lrt_star, stats.chi2(1).cdf).pvalue > 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gt.ConvergenceWarning)          # the data's own fit is singular too
+        variance = gt.bootstrap_lrt(gt.glmm("y ~ 1", data, family="poisson"),
+                                    gt.glmm("y ~ 1 + (1 | g)", data, family="poisson"), nsim=40, seed=2)
+    assert variance.df == 1 and variance.n_used == 40
+    assert variance.statistic < 1e-12 and variance.p_boot == 1      # the data's fit is singular: LRT = 0 (rounding)
+    assert np.mean(variance.lrt_star < 1e-8) > 0.3                      # half of them or more, in theory
+    assert np.mean(variance.lrt_star > stats.chi2.ppf(0.95, 1)) < 0.15  # 2.5% under the 50:50 mixture
+    for result in (fixed, variance):
+        assert 1 / (1 + result.n_used) <= result.p_boot <= 1
+        assert 0 <= result.p_chisq <= 1
+
+
+def test_bootstrap_lrt_leaves_out_replicates_whose_refits_fail(seed_fits, monkeypatch):
+    null, alternative = seed_fits
+    calls = []
+    refit = type(alternative).refit
+
+    def failing_every_second(self, y, standard_errors=True):
+        """The alternative's refit of every second replicate does not converge."""
+        fit = refit(self, y, standard_errors)
+        if self is alternative:
+            calls.append(1)
+            return dataclasses.replace(fit, converged=False) if len(calls) % 2 == 0 else fit
+        return fit
+
+    monkeypatch.setattr(type(alternative), "refit", failing_every_second)    # in this process (n_jobs=1)
+    with pytest.warns(gt.ConvergenceWarning, match="3 of 6 bootstrap replicates had a refit that did not converge"):
+        result = gt.bootstrap_lrt(null, alternative, nsim=6, seed=3)
+    assert result.n_used == 3 and result.nsim == 6
+    assert result.p_boot == (1 + np.sum(result.lrt_star >= result.statistic)) / 4
+
+
+def test_bootstrap_lrt_refuses_what_it_cannot_test(seed_fits):
+    null, alternative = seed_fits
+    seeds = gt.datasets.load("crowder_seeds")
+    with pytest.raises(ValueError, match="the alternative must be the larger model: it has 4 parameters and "
+                                         "the null 5. Give the smaller model first"):
+        gt.bootstrap_lrt(alternative, null, nsim=5)
+    with pytest.raises(ValueError, match="different data: the null used 21 observations and the alternative 15"):
+        gt.bootstrap_lrt(null, gt.glmm("cbind(germ, n - germ) ~ gen + (1 | plate)", seeds.iloc[:15],
+                                       family="binomial"), nsim=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reml = gt.glmm(SEEDS_ALTERNATIVE, seeds, family="binomial", reml=True)
+    with pytest.raises(ValueError, match="some fits are REML and some ML"):
+        gt.bootstrap_lrt(null, reml, nsim=5)
+    for nsim in (0, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="nsim must be a whole number of simulated data sets >= 1"):
+            gt.bootstrap_lrt(null, alternative, nsim=nsim)
+    with pytest.raises(ValueError, match="n_jobs must be a whole number of processes"):
+        gt.bootstrap_lrt(null, alternative, nsim=2, n_jobs=0)
+    with pytest.raises(TypeError, match="null must be a fitted model"):
+        gt.bootstrap_lrt(seeds, alternative)
