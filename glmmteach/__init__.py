@@ -10,21 +10,21 @@
 """
 import importlib
 
-from . import adjust, comparison, confint, datasets, diagnostics, families, fit, inference, links
+from . import adjust, comparison, confint, datasets, diagnostics, families, fit, inference, links, parallel
 from .diagnostics import (ScaledResiduals, bootstrap_statistics, scaled_residuals, simulate_residuals,
                           test_categorical, test_dispersion, test_outliers, test_pearson_dispersion,
                           test_quantiles, test_uniformity, test_zero_inflation)
 from .comparison import AIC, anova, bootstrap_lrt
 from .fit import ConvergenceWarning, glmm
 from .inference import contrast, emmeans, joint_tests
+from .parallel import replicate
 
 __version__ = "0.1.0"
 __all__ = ["AIC", "ConvergenceWarning", "ScaledResiduals", "adjust", "anova", "bootstrap_lrt", "bootstrap_statistics",
            "comparison", "confint", "contrast", "datasets", "diagnostics", "emmeans", "families", "fit", "glmm",
-           "inference", "joint_tests", "links", "plotting", "scaled_residuals",
-           "simulate_residuals",
-           "test_categorical", "test_dispersion", "test_outliers", "test_pearson_dispersion", "test_quantiles",
-           "test_uniformity", "test_zero_inflation"]
+           "inference", "joint_tests", "links", "parallel", "plotting", "replicate", "scaled_residuals",
+           "simulate_residuals", "test_categorical", "test_dispersion", "test_outliers", "test_pearson_dispersion",
+           "test_quantiles", "test_uniformity", "test_zero_inflation"]
 
 
 def _drawing(name: str):

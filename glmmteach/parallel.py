@@ -4,6 +4,9 @@ A parametric bootstrap repeats one step for b = 1, ..., B: simulate a data set f
 refit, compute a statistic. The B steps are independent, so they can run on ``n_jobs`` worker
 processes; each keeps its own seed, so the results are the same for any ``n_jobs``. A profile
 interval is the same kind of loop over the parameters: each is profiled on its own.
+
+:func:`replicate` is the public form, for any simulation study (the power of a design, the coverage
+of an interval): ``gt.replicate(step, nsim, seed, n_jobs)`` runs ``step(seed_b)`` for b = 1, ..., nsim.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ def replicate_seeds(seed, n: int, stream: int) -> list[int]:
     from its own seed, so the replicates do not depend on which process runs them.
 
     The streams in use: 1 the uniform draws of the scaled residuals, 2 the residual tests' refits, 3 the
-    Pearson test's refits, 4 the bootstrap intervals, 5 the bootstrap likelihood-ratio test.
+    Pearson test's refits, 4 the bootstrap intervals, 5 the bootstrap likelihood-ratio test, 6
+    :func:`replicate`.
 
     R: no counterpart (R's bootstraps draw from one stream, ``set.seed()``)."""
     entropy = np.random.SeedSequence(seed).entropy
@@ -58,6 +62,52 @@ def map_seeds(step, seeds: list, n_jobs: int = 1) -> list:
 
     R: ``parallel::mclapply(seeds, step, mc.cores = n_jobs)``."""
     return map_items(step, seeds, n_jobs)
+
+
+def replicate(step, nsim: int, seed=None, n_jobs: int = 1) -> list:
+    """Run a simulation ``nsim`` times, on ``n_jobs`` processes: ``[step(s_1), ..., step(s_nsim)]``.
+
+    Replicate b gets its own seed :math:`s_b`, the b-th of :func:`replicate_seeds` ``(seed, nsim,
+    stream=6)``, and ``step`` draws all its random numbers from it (``fit.simulate(1, seed=s)``,
+    ``numpy.random.default_rng(s)``). The results are then the same for any ``n_jobs``, and in the
+    order b = 1, ..., nsim. A power study is one such loop: simulate a trial from the truth, analyse
+    it, record whether the test rejects; the power is the share of rejections.
+
+    Parameters
+    ----------
+    step : callable
+        A function of one seed (an ``int``), returning anything picklable. It is sent to the worker
+        processes, so it must be picklable: a function defined at the top level of a module, a script or
+        a notebook (joblib sends the latter two by value), or ``functools.partial`` of one with the fit
+        and the settings it needs.
+    nsim : int
+        The number of replicates, >= 1.
+    seed : int, optional
+        The seed of the whole study (None: fresh entropy, a different study each time).
+    n_jobs : int
+        Processes (-1: every core). 1 runs the loop in this process.
+
+    Returns
+    -------
+    list
+        ``step(s_b)`` for b = 1, ..., nsim.
+
+    R: ``future.apply::future_replicate(nsim, step(), future.seed = seed)``, or
+    ``parallel::mclapply(seeds, step, mc.cores = n_jobs)``.
+
+    Examples
+    --------
+    >>> import functools
+    >>> def rejected(fit, s):
+    ...     refit = fit.refit(fit.simulate(1, seed=s)["sim_1"], standard_errors=True)
+    ...     return abs(refit.fixef["x"] / refit.se["x"]) > 1.96
+    >>> power = np.mean(gt.replicate(functools.partial(rejected, fit), 200, seed=1, n_jobs=2))  # doctest: +SKIP
+    """
+    if not callable(step):
+        raise TypeError(f"step must be a function of one seed, e.g. def step(seed): ...; got {step!r}")
+    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
+        raise ValueError(f"nsim must be a whole number of replicates >= 1; got {nsim!r}")
+    return map_seeds(step, replicate_seeds(seed, int(nsim), stream=6), n_jobs)
 
 
 def _run(step, items: list) -> list:
