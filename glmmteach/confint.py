@@ -321,6 +321,8 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int
             n_jobs: int = 1) -> pd.DataFrame:
     """Confidence intervals for the fixed effects and the random-effect SDs and correlations.
 
+    R: ``confint(m, parm, level, method)`` (glmmTMB; lme4 for ``method = "boot"``).
+
     Parameters
     ----------
     fit : GlmmFit
@@ -340,8 +342,6 @@ def confint(fit, parm=None, level: float = 0.95, method: str = "wald", nsim: int
     -------
     DataFrame with the columns ``"2.5 %"`` and ``"97.5 %"`` (for level 0.95), and for ``wald`` also
     ``"Estimate"``, one row per parameter named as glmmTMB names them.
-
-    R: ``confint(m, parm, level, method)`` (glmmTMB; lme4 for ``method = "boot"``).
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1; got {level!r}")

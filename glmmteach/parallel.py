@@ -73,6 +73,9 @@ def replicate(step, nsim: int, seed=None, n_jobs: int = 1) -> list:
     order b = 1, ..., nsim. A power study is one such loop: simulate a trial from the truth, analyse
     it, record whether the test rejects; the power is the share of rejections.
 
+    R: ``future.apply::future_replicate(nsim, step(), future.seed = seed)``, or
+    ``parallel::mclapply(seeds, step, mc.cores = n_jobs)``.
+
     Parameters
     ----------
     step : callable
@@ -92,16 +95,16 @@ def replicate(step, nsim: int, seed=None, n_jobs: int = 1) -> list:
     list
         ``step(s_b)`` for b = 1, ..., nsim.
 
-    R: ``future.apply::future_replicate(nsim, step(), future.seed = seed)``, or
-    ``parallel::mclapply(seeds, step, mc.cores = n_jobs)``.
-
     Examples
     --------
-    >>> import functools
-    >>> def rejected(fit, s):
-    ...     refit = fit.refit(fit.simulate(1, seed=s)["sim_1"], standard_errors=True)
-    ...     return abs(refit.fixef["x"] / refit.se["x"]) > 1.96
-    >>> power = np.mean(gt.replicate(functools.partial(rejected, fit), 200, seed=1, n_jobs=2))  # doctest: +SKIP
+    The power of the Wald test of ``x`` when its effect is the fitted one::
+
+        def rejects(fit, seed):
+            refit = fit.refit(fit.simulate(1, seed=seed)["sim_1"])
+            return abs(refit.fixef["x"] / refit.se["x"]) > 1.96
+
+        step = functools.partial(rejects, fit)
+        power = np.mean(gt.replicate(step, 200, seed=1, n_jobs=2))
     """
     if not callable(step):
         raise TypeError(f"step must be a function of one seed, e.g. def step(seed): ...; got {step!r}")
