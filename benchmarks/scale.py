@@ -9,7 +9,7 @@ r-cran-glmmtmb r-cran-mlmrev r-cran-jsonlite)::
 Every fit runs in a process of its own (``Rscript benchmarks/r_scale.R ROW ENGINE``, and this script with
 ``--one ROW``), R's and Python's one after the other for each row, so that both meet the same load and each
 process's peak memory (VmHWM) is that fit's. Times are in-process, with the data already read; the small
-GLM row is the median of 21 fits, the others of one. The tables go into benchmarks/README.md between the
+GLM row is the median of 101 fits, the others of one. The tables go into benchmarks/README.md between the
 markers, the cost-growth figure into benchmarks/scaling.svg.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ ROWS = {
                           ["lmer", "glmmTMB"], 1),
     "insteval_binary": ("good ~ service + (1 | s) + (1 | d)", "binomial", "logit", False, ["glmer", "glmmTMB"], 1),
     "chem97": ("score ~ 1 + (1 | lea/school)", "gaussian", "identity", True, ["lmer", "glmmTMB"], 3),
-    "fish_gamma_glm": ("wt ~ vaccine * day_f", "Gamma", "log", False, ["glm", "glmmTMB"], 21),
+    "fish_gamma_glm": ("wt ~ vaccine * day_f", "Gamma", "log", False, ["glm", "glmmTMB"], 101),
     **{f"growth_{n}": ("y ~ x + (1 | g)", "binomial", "logit", False, ["glmer", "glmmTMB"], 1) for n in GROWTH},
 }
 
@@ -159,7 +159,7 @@ def write_readme(result: pd.DataFrame) -> None:
              "column gives the day each row ran and the 1-minute load average then: where other work shared the "
              "machine, read the ratios rather than the seconds). Peak MB is the "
              "fitting process's peak resident memory, data and libraries included. The fish GLM row is the median of "
-             "21 fits, chem97 of 3, the others one fit each.", "", markdown(result), "",
+             "101 fits, chem97 of 3, the others one fit each.", "", markdown(result), "",
              "Cost growth (the `growth_*` rows): ![fit time against rows](scaling.svg)", end]
     write_section(lines)
 
