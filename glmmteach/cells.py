@@ -1,9 +1,10 @@
 """A linear mixed model on fewer rows: the same likelihood from each cell's cross-products.
 
 For the Gaussian family with the identity link and one :math:`\\sigma` for all observations, row i enters
-the (REML) log-likelihood only through the square of its residual, weighted by its prior weight:
+the (REML) log-likelihood only through the square of its residual
+:math:`r_i = y_i - o_i - x_i^\\top\\beta - z_i^\\top\\Lambda b`, weighted by its prior weight:
 
-.. math:: \\sum_i w_i \\ell_i = -\\frac{1}{2\\sigma^2} \\sum_i w_i (y_i - o_i - x_i^\\top\\beta - z_i^\\top\\Lambda b)^2
+.. math:: \\sum_i w_i \\ell_i = -\\frac{1}{2\\sigma^2} \\sum_i w_i r_i^2
           - \\Big(\\sum_i w_i\\Big)\\big(\\log\\sigma + \\tfrac12\\log 2\\pi\\big),
 
 and :math:`H_v` through :math:`\\sum_i w_i\\,(x_i, M_i)(x_i, M_i)^\\top / \\sigma^2`. Both depend on the rows of
