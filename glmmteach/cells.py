@@ -109,8 +109,7 @@ def _pseudo_Z(design: Design, cell: np.ndarray, owner: np.ndarray, z: np.ndarray
     """Z for the pseudo-rows: each in its cell's columns (those of the cell's first row), with its values z;
     every entry stored, as in the data's Z (so that :attr:`Design.term_entries` finds k values per term)."""
     columns = np.column_stack([columns for columns, _ in design.term_entries])
-    first_row = np.zeros(cell.max() + 1, int)
-    first_row[cell[::-1]] = np.arange(len(cell))[::-1]
+    _, first_row = np.unique(cell, return_index=True)          # cells are numbered 0, 1, ...: one row each
     indices = columns[first_row[owner]]
     r = z.shape[1]
     Z = sp.csr_matrix((z.ravel(), indices.ravel(), np.arange(0, len(z) * r + 1, r)), shape=(len(z), design.q))

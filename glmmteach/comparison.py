@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .parallel import map_seeds, replicate_seeds
+from .parallel import map_items, replicate_seeds
 from .problems import ConvergenceWarning
 from .rformat import r_format, r_format_pval, zapsmall
 
@@ -325,7 +325,7 @@ def bootstrap_lrt(null, alternative, nsim: int = 1000, seed=None, n_jobs: int = 
     statistic = 2 * max(0.0, alternative.loglik - null.loglik)
     df = alternative.n_parameters - null.n_parameters
     step = functools.partial(_lrt_replicate, null, alternative)
-    draws = map_seeds(step, replicate_seeds(seed, int(nsim), stream=5), n_jobs)
+    draws = map_items(step, replicate_seeds(seed, int(nsim), stream=5), n_jobs)
     lrt_star = np.array([t for t in draws if t is not None], float)
     if len(lrt_star) < nsim:
         warnings.warn(f"{nsim - len(lrt_star)} of {nsim} bootstrap replicates had a refit that did not converge "

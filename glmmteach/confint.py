@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from . import numdiff
 from .covstruct import Correlated
-from .parallel import map_items, map_seeds, replicate_seeds
+from .parallel import map_items, replicate_seeds
 from .problems import ConvergenceWarning
 
 
@@ -283,12 +283,12 @@ def bootstrap_estimates(fit, nsim: int = 200, seed=None, n_jobs: int = 1) -> pd.
 
     Simulation b draws from its own seed (:func:`glmmteach.parallel.replicate_seeds` of ``seed``, a number
     or None), so the estimates are the same for any ``n_jobs`` (processes for the refits, -1 for every core:
-    :func:`glmmteach.parallel.map_seeds`).
+    :func:`glmmteach.parallel.map_items`).
 
     R: ``lme4::bootMer(m, function(f) c(fixef(f), sqrt(unlist(VarCorr(f)))), nsim, seed, type = "parametric")$t``."""
     names = list(fit.fixef.index) + [name for name, *_ in variance_parameters(fit)]
     seeds = replicate_seeds(seed, nsim, stream=4)
-    rows = [row for row in map_seeds(functools.partial(_bootstrap_replicate, fit), seeds, n_jobs)
+    rows = [row for row in map_items(functools.partial(_bootstrap_replicate, fit), seeds, n_jobs)
             if row is not None]
     if len(rows) < nsim:
         warnings.warn(f"{nsim - len(rows)} of {nsim} bootstrap refits did not converge and were left out",

@@ -927,8 +927,9 @@ def _grouping(group: str, data: pd.DataFrame):
 
 
 def _column_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """The code of each value among the column's levels (:func:`_levels`: a categorical's order, else
-    sorted), and the levels as text; the data have no missing values here."""
+    """The code of each value among the column's levels, as R's factor(): a categorical's categories that
+    occur, in its order; else the values sorted (numbers as numbers). Returns the codes and the levels as
+    text; the column has no missing values."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes = column.cat.codes.to_numpy()
         used, codes = np.unique(codes, return_inverse=True)
@@ -951,12 +952,9 @@ def group_codes(group: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 
 
 def _levels(column: pd.Series) -> list[str]:
-    """Levels as R's factor(): a categorical keeps its order, anything else is sorted (numbers as numbers)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.array.codes
-        used = np.unique(codes[codes >= 0])
-        return [str(c) for c in column.dtype.categories[used]]
-    return [str(v) for v in sorted(column.dropna().unique())]
+    """Levels as R's factor(): a categorical keeps its order, anything else is sorted (numbers as numbers);
+    missing values are no level (:func:`_column_codes` of the values present)."""
+    return _column_codes(column.dropna())[1]
 
 
 def _index_lambda(design: Design) -> None:

@@ -40,7 +40,7 @@ from scipy import stats
 
 from .laplace import NotPositiveDefinite
 from .problems import ConvergenceWarning
-from .parallel import map_seeds, replicate_seeds
+from .parallel import map_items, replicate_seeds
 from .rformat import r_format_pval
 
 QUANTILES = (0.25, 0.5, 0.75)
@@ -424,7 +424,7 @@ def bootstrap_statistics(res: ScaledResiduals, n_boot: int, n_jobs: int = 1) -> 
     Each test with ``n_boot`` uses the result; it is computed once per ``n_boot`` and kept in
     ``res.null_statistics``. The random numbers come from ``res.seed``, on streams of their own, one
     pair per refit, so ``n_jobs`` (processes for the refits, -1 for every core; see
-    :func:`glmmteach.parallel.map_seeds`) does not change the result.
+    :func:`glmmteach.parallel.map_items`) does not change the result.
 
     Returns
     -------
@@ -435,7 +435,7 @@ def bootstrap_statistics(res: ScaledResiduals, n_boot: int, n_jobs: int = 1) -> 
     n_boot = _check_n_boot(res, n_boot)
     if n_boot not in res.null_statistics:
         seeds = np.random.SeedSequence([res.seed, 2]).generate_state(2 * n_boot).reshape(n_boot, 2)
-        rows = map_seeds(functools.partial(_bootstrap_replicate, res), [tuple(map(int, s)) for s in seeds],
+        rows = map_items(functools.partial(_bootstrap_replicate, res), [tuple(map(int, s)) for s in seeds],
                          n_jobs)
         _warn_failed_refits(sum(row is None for row in rows), n_boot, stacklevel=3)
         res.null_statistics[n_boot] = pd.DataFrame([row for row in rows if row is not None],
@@ -636,7 +636,7 @@ def bootstrap_pearson_chisq(fit, n_boot: int, seed: int | None = 123, n_jobs: in
     looks like when the model is right, the shrinkage of the fitted random effects included.
 
     Refit b draws from its own seed, the b-th of ``numpy.random.SeedSequence([seed, 3])``, so the
-    values are the same for any ``n_jobs`` (processes, see :func:`glmmteach.parallel.map_seeds`).
+    values are the same for any ``n_jobs`` (processes, see :func:`glmmteach.parallel.map_items`).
     A refit that fails or does not converge gives NaN (left out by the test, which says how many).
 
     R: ``simulateResiduals(fit, n_boot, refit = TRUE)$refittedPearsonResiduals``, squared and summed
@@ -644,7 +644,7 @@ def bootstrap_pearson_chisq(fit, n_boot: int, seed: int | None = 123, n_jobs: in
     """
     n_boot = _whole_number_of_refits(n_boot)
     seeds = replicate_seeds(seed, n_boot, stream=3)
-    return np.array(map_seeds(functools.partial(_pearson_replicate, fit), seeds, n_jobs), float)
+    return np.array(map_items(functools.partial(_pearson_replicate, fit), seeds, n_jobs), float)
 
 
 def _pearson_replicate(fit, seed: int) -> float:

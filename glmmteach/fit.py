@@ -233,9 +233,8 @@ def _glmm(formula, data, family, reml, nagq, weights, start, verbose, ziformula=
         psi0 = _start(objective, start or {}, beta_glm, phi_glm)
         if reml:
             objective.warm_start = np.concatenate([beta_glm, np.zeros(design.q)])
-        criterion = _on_cells(objective)
-        optimum = _optimise(criterion, psi0, verbose)
-    return finish(objective, optimum, _rows_used(data, design), criterion=criterion)
+        optimum = _optimise_on_cells(objective, psi0, verbose)
+    return finish(objective, optimum, _rows_used(data, design))
 
 
 def refit(fit, y, standard_errors: bool = True):
@@ -243,8 +242,9 @@ def refit(fit, y, standard_errors: bool = True):
 
     Only :math:`y` changes: :math:`X`, :math:`Z`, the offset, the weights and the binomial trials stay,
     and the optimiser starts from the estimates :math:`\\hat\\psi` of ``fit`` and its conditional
-    modes (a model without random effects: IRLS from the fit's estimates, as its first fit). This is the step a parametric bootstrap repeats: simulate :math:`y^*` from the fitted
-    model, refit, recompute a statistic.
+    modes (a model without random effects: IRLS from the fit's estimates, as its first fit). This is the
+    step a parametric bootstrap repeats: simulate :math:`y^*` from the fitted model, refit, recompute a
+    statistic.
 
     Parameters
     ----------
@@ -273,24 +273,25 @@ def refit(fit, y, standard_errors: bool = True):
     objective = Objective(replace(design, y=y), fit.objective.reml, fit.objective.nagq,
                           warm_start=fit.optimum.v.copy(), layout=fit.objective.layout)
     with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        optimum, criterion = None, None                 # criterion: what the optimiser ran on, if it ran
+        optimum = None
         if _is_glm(design, fit.objective.reml):        # IRLS, from the fit's estimates
             optimum = _fit_glm(objective, {"beta": fit.beta, "sigma": fit.sigma}, verbose=False)
         if optimum is None or not optimum.converged:
-            criterion = _on_cells(objective)
-            optimum = _optimise(criterion, np.array(fit.psi, float), verbose=False, polish=standard_errors)
-        return finish(objective, optimum, fit.data, covariance=standard_errors, criterion=criterion)
+            optimum = _optimise_on_cells(objective, np.array(fit.psi, float), verbose=False, polish=standard_errors)
+        return finish(objective, optimum, fit.data, covariance=standard_errors)
 
 
-def _on_cells(objective: Objective) -> Objective:
-    """The same :math:`-\\log L` on the pseudo-rows of :func:`glmmteach.cells.compressed` (a Gaussian model
-    with the identity link whose rows share the levels of its grouping factors), sharing the objective's log,
-    layout and warm start; else the objective itself."""
+def _optimise_on_cells(objective: Objective, psi0: np.ndarray, verbose: bool, polish: bool = True) -> "Optimum":
+    """:func:`_optimise` on the pseudo-rows of :func:`glmmteach.cells.compressed` (a Gaussian model with the
+    identity link whose rows share the levels of its grouping factors): the same :math:`-\\log L`, sharing the
+    objective's log, layout and warm start; else on the objective itself. The optimum keeps the objective it
+    ran on (``criterion``), for :func:`finish`."""
     design = cells.compressed(objective.design) if objective.nagq == 1 else None
     if design is None:
-        return objective
-    return Objective(design, objective.reml, objective.nagq, log=objective.log, warm_start=objective.warm_start,
-                     layout=objective.layout)
+        return _optimise(objective, psi0, verbose, polish=polish)
+    criterion = Objective(design, objective.reml, objective.nagq, log=objective.log,
+                          warm_start=objective.warm_start, layout=objective.layout)
+    return replace(_optimise(criterion, psi0, verbose, polish=polish), criterion=criterion)
 
 
 def _is_glm(design: Design, reml: bool) -> bool:
@@ -510,6 +511,8 @@ class Optimum:
     converged: bool
     message: str
     hessian: tuple | None = None
+    #: the objective the optimiser ran on, where it is not the fit's own (the pseudo-rows of glmmteach.cells)
+    criterion: "Objective | None" = field(default=None, repr=False)
 
 
 def _optimise(objective: Objective, psi0: np.ndarray, verbose: bool, rounds: int = 3,
@@ -818,14 +821,14 @@ def _newton_polish(objective: Objective, psi: np.ndarray, steps: int = 4) -> tup
 
 
 # ---- the finished fit ---------------------------------------------------------------------------------
-def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool = True,
-           criterion: Objective | None = None) -> GlmmFit:
+def finish(objective: Objective, optimum: Optimum, data=None, covariance: bool = True) -> GlmmFit:
     """The fitted model, complete: the inner problem evaluated once more at :math:`\\hat\\psi`, the estimates,
     their covariance (unless ``covariance=False``), the rows of data used and the optimisation log; then the
     warnings a student should see (no convergence, a singular fit, a Hessian that is not positive definite).
-    ``criterion``: the objective the optimiser ran on, if not ``objective`` (the same function on fewer rows,
-    :func:`_on_cells`); it gives the objective its layout and warm start, and the covariance its derivatives."""
-    criterion = criterion or objective
+    Where the optimiser ran on the same function on fewer rows (``optimum.criterion``,
+    :func:`_optimise_on_cells`), that objective gives this one its layout and warm start, and the covariance
+    its derivatives."""
+    criterion = optimum.criterion or objective
     objective.layout, objective.warm_start, objective.best = criterion.layout, criterion.warm_start, criterion.best
     psi = optimum.psi
     result = objective.laplace(psi)

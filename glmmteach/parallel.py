@@ -56,14 +56,6 @@ def map_items(step, items, n_jobs: int = 1) -> list:
     return [result for part in parts for result in part]
 
 
-def map_seeds(step, seeds: list, n_jobs: int = 1) -> list:
-    """``[step(seed) for seed in seeds]``, on ``n_jobs`` processes: :func:`map_items` over the seeds of
-    :func:`replicate_seeds`.
-
-    R: ``parallel::mclapply(seeds, step, mc.cores = n_jobs)``."""
-    return map_items(step, seeds, n_jobs)
-
-
 def replicate(step, nsim: int, seed=None, n_jobs: int = 1) -> list:
     """Run a simulation ``nsim`` times, on ``n_jobs`` processes: ``[step(s_1), ..., step(s_nsim)]``.
 
@@ -110,7 +102,7 @@ def replicate(step, nsim: int, seed=None, n_jobs: int = 1) -> list:
         raise TypeError(f"step must be a function of one seed, e.g. def step(seed): ...; got {step!r}")
     if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
         raise ValueError(f"nsim must be a whole number of replicates >= 1; got {nsim!r}")
-    return map_seeds(step, replicate_seeds(seed, int(nsim), stream=6), n_jobs)
+    return map_items(step, replicate_seeds(seed, int(nsim), stream=6), n_jobs)
 
 
 def _run(step, items: list) -> list:
