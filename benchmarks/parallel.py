@@ -1,6 +1,6 @@
 """Refit loops on one and on two processes: wall time and identical results.
 
-The bootstraps take ``n_jobs`` (glmmteach.parallel.map_seeds, on joblib): each refit draws from its own
+The bootstraps take ``n_jobs`` (glmmteach.parallel.map_items, on joblib): each refit draws from its own
 seed, so the result must be the same for any ``n_jobs``, and on a 2-core machine two processes should take
 about half the time of one. Timed here, each once, on the course's crowder GLMM
 (``cbind(germ, n - germ) ~ gen * extract + (1 | plate)``, binomial, ML), with 199 refits each:
